@@ -1,0 +1,86 @@
+// Process-wide state: RNG, threads, handle lifetime, build facts.
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+#include <torch/csrc/api/include/torch/version.h>
+
+#include <mutex>
+
+#include "args.h"
+
+namespace moco {
+
+namespace {
+
+std::vector<at::Generator> defaultGenerators() {
+  std::vector<at::Generator> gens{at::detail::getDefaultCPUGenerator()};
+  int cudaDevices = at::detail::getCUDAHooks().getNumGPUs();
+  for (int d = 0; d < cudaDevices; ++d) gens.push_back(at::detail::getCUDAHooks().getDefaultCUDAGenerator(d));
+  return gens;
+}
+
+// Seeds every default generator, like torch.manual_seed.
+Napi::Value manualSeed(Args& a) {
+  double seed = a.f64(0);
+  if (!(seed >= 0) || seed != std::floor(seed) || seed > 9007199254740991.0) {
+    throw ArgError("seed must be a non-negative safe integer, got " + std::to_string(seed));
+  }
+  for (auto& g : defaultGenerators()) {
+    std::lock_guard<std::mutex> lock(g.mutex());
+    g.set_current_seed(static_cast<uint64_t>(seed));
+  }
+  return a.undefined();
+}
+
+// The CPU generator's full state as a uint8 tensor (the same bytes as torch.get_rng_state()).
+Napi::Value getRngState(Args& a) {
+  auto g = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(g.mutex());
+  return a.ret(g.get_state());
+}
+Napi::Value setRngState(Args& a) {
+  auto g = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(g.mutex());
+  g.set_state(a.t(0));
+  return a.undefined();
+}
+
+Napi::Value setNumThreads(Args& a) {
+  int64_t n = a.i64(0);
+  if (n < 1) throw ArgError("thread count must be at least 1, got " + std::to_string(n));
+  at::set_num_threads(static_cast<int>(n));
+  return a.undefined();
+}
+Napi::Value getNumThreads(Args& a) { return Napi::Number::New(a.env(), at::get_num_threads()); }
+
+Napi::Value dispose(Args& a) {
+  releaseHolder(a.env(), a.holder(0));
+  return a.undefined();
+}
+Napi::Value isDisposed(Args& a) { return Napi::Boolean::New(a.env(), !a.holder(0)->tensor.defined()); }
+Napi::Value liveTensors(Args& a) { return Napi::Number::New(a.env(), static_cast<double>(liveTensorCount())); }
+
+Napi::Value buildInfo(Args& a) {
+  auto info = Napi::Object::New(a.env());
+  info.Set("torchVersion", TORCH_VERSION);
+  info.Set("cudaAvailable", at::hasCUDA() && at::detail::getCUDAHooks().getNumGPUs() > 0);
+  info.Set("cudaDeviceCount", at::detail::getCUDAHooks().getNumGPUs());
+  info.Set("parallelInfo", at::get_parallel_info());
+  return info;
+}
+
+}  // namespace
+
+void registerRuntime(Napi::Env env, Napi::Object exports) {
+  def(env, exports, "manualSeed", manualSeed);
+  def(env, exports, "getRngState", getRngState);
+  def(env, exports, "setRngState", setRngState);
+  def(env, exports, "setNumThreads", setNumThreads);
+  def(env, exports, "getNumThreads", getNumThreads);
+  def(env, exports, "dispose", dispose);
+  def(env, exports, "isDisposed", isDisposed);
+  def(env, exports, "liveTensors", liveTensors);
+  def(env, exports, "buildInfo", buildInfo);
+}
+
+}  // namespace moco

@@ -1,0 +1,35 @@
+// The tensor layer: everything the rest of moco-ts (and its users) compute with.
+export { DTYPES, isDType, type DType, type TypedArrayFor, type AnyTypedArray } from "./dtype.js";
+export { Tensor, type Shape, type Scalar, type TensorOptions, type ValuesIndices, type BackwardOptions } from "./tensor.js";
+export {
+  arange,
+  bernoulli,
+  empty,
+  eye,
+  fromBytes,
+  fromTypedArray,
+  full,
+  linspace,
+  ones,
+  onesLike,
+  rand,
+  randint,
+  randn,
+  randperm,
+  tensor,
+  zeros,
+  zerosLike,
+} from "./factories.js";
+export { bincount, cat, einsum, matmul, stack, where } from "./ops.js";
+export { enableGrad, isGradEnabled, noGrad } from "./autograd.js";
+export { keep, scope } from "./scope.js";
+export {
+  buildInfo,
+  getNumThreads,
+  getRngState,
+  liveTensors,
+  manualSeed,
+  setNumThreads,
+  setRngState,
+} from "./runtime.js";
+export * as F from "./functional.js";

@@ -1,0 +1,103 @@
+// Deterministic freeing of native memory (V8 cannot see it): a scope frees every tensor created
+// inside it except those it returns or that were kept, like tfjs's tidy.
+
+/** What a scope tracks: tensors, seen through the little it needs of them. */
+export interface ScopedResource {
+  dispose(): void;
+  /** The scope that will free this resource, or null when none will. */
+  owner: Set<ScopedResource> | null;
+}
+
+const scoped = Symbol("moco.scoped");
+const stack: Set<ScopedResource>[] = [];
+
+/** Marks a class's instances as scope-managed so that returned values can be recognised. */
+export function markScoped(proto: object): void {
+  Object.defineProperty(proto, scoped, { value: true });
+}
+
+function isScoped(value: unknown): value is ScopedResource {
+  return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[scoped] === true;
+}
+
+/** Called by every new tensor. */
+export function track(resource: ScopedResource): void {
+  const top = stack[stack.length - 1];
+  if (top !== undefined) {
+    top.add(resource);
+    resource.owner = top;
+  }
+}
+
+/** Called by dispose: a freed resource is no longer any scope's business. */
+export function untrack(resource: ScopedResource): void {
+  resource.owner?.delete(resource);
+  resource.owner = null;
+}
+
+/** Exempts a tensor from every enclosing scope; the caller now owns it. */
+export function keep<T extends ScopedResource>(resource: T): T {
+  untrack(resource);
+  return resource;
+}
+
+function collectReturned(value: unknown, into: Set<ScopedResource>, depth = 0): void {
+  if (depth > 16 || typeof value !== "object" || value === null) return;
+  if (isScoped(value)) {
+    into.add(value);
+    return;
+  }
+  if (Array.isArray(value)) {
+    for (const item of value) collectReturned(item, into, depth + 1);
+  } else if (value instanceof Map) {
+    for (const item of value.values()) collectReturned(item, into, depth + 1);
+  } else if (Object.getPrototypeOf(value) === Object.prototype) {
+    for (const item of Object.values(value)) collectReturned(item, into, depth + 1);
+  }
+}
+
+function isPromiseLike(value: unknown): boolean {
+  return (
+    typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then === "function"
+  );
+}
+
+/**
+ * Runs `fn` and frees every tensor it created, except the tensors in its result (found in arrays,
+ * Maps and plain objects) and those passed to `keep`. Returned tensors pass to the enclosing scope.
+ * `fn` must be synchronous: a Promise would outlive the scope, so it is an error.
+ */
+export function scope<T>(fn: () => T): T {
+  const created = new Set<ScopedResource>();
+  stack.push(created);
+  let result: T;
+  try {
+    result = fn();
+  } catch (error) {
+    stack.pop();
+    for (const resource of [...created]) resource.dispose();
+    throw error;
+  }
+  stack.pop();
+  if (isPromiseLike(result)) {
+    for (const resource of [...created]) resource.dispose();
+    throw new TypeError(
+      "scope: the function returned a Promise; scopes are synchronous (await between scopes, not inside one)",
+    );
+  }
+  const returned = new Set<ScopedResource>();
+  collectReturned(result, returned);
+  const parent = stack[stack.length - 1];
+  for (const resource of created) {
+    if (!returned.has(resource)) {
+      resource.owner = null;
+      resource.dispose();
+    } else if (parent !== undefined) {
+      parent.add(resource);
+      resource.owner = parent;
+    } else {
+      resource.owner = null;
+    }
+  }
+  return result;
+}
