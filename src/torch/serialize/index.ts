@@ -1,0 +1,109 @@
+// torch.save / torch.load compatible checkpoints (the zip format of torch >= 1.6), in TypeScript:
+// libtorch 1.13's own pickle_load rejects ordinary Python checkpoints. Loading never executes
+// anything from the file; see unpickler.ts for what it accepts.
+import { closeSync, fstatSync, fsyncSync, openSync, renameSync, rmSync } from "node:fs";
+import { basename } from "node:path";
+import type { Tensor } from "../index.js";
+import { readCheckpoint } from "./reader.js";
+import { writeCheckpoint } from "./writer.js";
+import { bufferSource, fileSource, FileSink, MemorySink, type ZipWriterOptions } from "./zip.js";
+
+/**
+ * A value a checkpoint holds. On load, Python's dict becomes a plain object when all its keys are
+ * strings (order kept) and a Map otherwise; list, tuple and set become arrays; int becomes a
+ * number when it is a safe integer, else a bigint; bytes become Uint8Array; None becomes null.
+ * On save, safe integers become Python ints and other numbers floats, Map keys keep their type,
+ * and undefined becomes None.
+ */
+export type Saveable =
+  | Tensor
+  | number
+  | bigint
+  | string
+  | boolean
+  | null
+  | Uint8Array
+  | Saveable[]
+  | Map<string | number, Saveable>
+  | { [key: string]: Saveable };
+
+export interface SaveToBufferOptions {
+  /** The archive's root folder; PyTorch uses the file's stem, or "archive" for buffers. */
+  readonly archiveName?: string;
+  /** ZIP64 records even when not needed (for tests of big-checkpoint handling). */
+  readonly zip64?: ZipWriterOptions["zip64"];
+}
+
+/** PyTorch names the root folder after the file name up to its first dot. */
+function archiveNameFor(path: string): string {
+  const stem = basename(path).split(".")[0] ?? "";
+  return stem === "" ? "archive" : stem;
+}
+
+function checkArchiveName(name: string): string {
+  if (name === "" || name.includes("/")) throw new TypeError(`save: archiveName must be a non-empty name without '/', got '${name}'`);
+  return name;
+}
+
+/** The checkpoint as bytes, e.g. to send over a socket. */
+export function saveToBuffer(value: Saveable, options: SaveToBufferOptions = {}): Uint8Array {
+  const sink = new MemorySink();
+  writeCheckpoint(value, sink, checkArchiveName(options.archiveName ?? "archive"), "saveToBuffer", { zip64: options.zip64 ?? "auto" });
+  return sink.bytes();
+}
+
+/**
+ * Writes `value` to `path` in torch.save's format. Atomic: the file is written beside `path`,
+ * flushed, and renamed over it, so a crash never leaves a half-written checkpoint at `path`.
+ */
+export function save(value: Saveable, path: string): void {
+  const temporary = `${path}.tmp-${process.pid}`;
+  let fd: number;
+  try {
+    fd = openSync(temporary, "w");
+  } catch (error) {
+    throw new Error(`save: cannot write ${path}: ${(error as Error).message}`, { cause: error });
+  }
+  try {
+    writeCheckpoint(value, new FileSink(fd), archiveNameFor(path), "save");
+    fsyncSync(fd);
+    closeSync(fd);
+  } catch (error) {
+    closeSync(fd);
+    rmSync(temporary, { force: true });
+    throw error;
+  }
+  try {
+    renameSync(temporary, path);
+  } catch (error) {
+    rmSync(temporary, { force: true });
+    throw new Error(`save: cannot write ${path}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** Reads a checkpoint from bytes; `label` names it in error messages. */
+export function loadFromBuffer(bytes: Uint8Array, label = "<buffer>"): Saveable {
+  if (!(bytes instanceof Uint8Array)) throw new TypeError("loadFromBuffer: bytes must be a Uint8Array");
+  return readCheckpoint(bufferSource(bytes), label);
+}
+
+/**
+ * Reads a checkpoint written by Python's torch.save (torch >= 1.6) or by `save`. Tensors come back
+ * on the CPU whatever device they were saved from; tensors that shared a storage share one again.
+ */
+export function load(path: string): Saveable {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason = code === "ENOENT" ? "no such file" : (error as Error).message;
+    throw new Error(`load: cannot open ${path}: ${reason}`, { cause: error });
+  }
+  try {
+    if (!fstatSync(fd).isFile()) throw new Error(`load: ${path} is not a file`);
+    return readCheckpoint(fileSource(fd), path);
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,70 @@
+// Pickle opcodes (CPython's Lib/pickle.py), by byte value. Only those the unpickler or pickler
+// handle are named; anything else in a checkpoint is rejected by the unpickler.
+const ch = (c: string): number => c.charCodeAt(0);
+
+export const OP = {
+  MARK: ch("("),
+  STOP: ch("."),
+  POP: ch("0"),
+  POP_MARK: ch("1"),
+  DUP: ch("2"),
+  FLOAT: ch("F"),
+  INT: ch("I"),
+  BININT: ch("J"),
+  BININT1: ch("K"),
+  LONG: ch("L"),
+  BININT2: ch("M"),
+  NONE: ch("N"),
+  BINPERSID: ch("Q"),
+  REDUCE: ch("R"),
+  BINSTRING: ch("T"),
+  SHORT_BINSTRING: ch("U"),
+  BINUNICODE: ch("X"),
+  APPEND: ch("a"),
+  BUILD: ch("b"),
+  GLOBAL: ch("c"),
+  DICT: ch("d"),
+  EMPTY_DICT: ch("}"),
+  APPENDS: ch("e"),
+  GET: ch("g"),
+  BINGET: ch("h"),
+  LONG_BINGET: ch("j"),
+  LIST: ch("l"),
+  EMPTY_LIST: ch("]"),
+  PUT: ch("p"),
+  BINPUT: ch("q"),
+  LONG_BINPUT: ch("r"),
+  SETITEM: ch("s"),
+  TUPLE: ch("t"),
+  EMPTY_TUPLE: ch(")"),
+  SETITEMS: ch("u"),
+  BINFLOAT: ch("G"),
+  // protocol 2
+  PROTO: 0x80,
+  NEWOBJ: 0x81,
+  TUPLE1: 0x85,
+  TUPLE2: 0x86,
+  TUPLE3: 0x87,
+  NEWTRUE: 0x88,
+  NEWFALSE: 0x89,
+  LONG1: 0x8a,
+  LONG4: 0x8b,
+  // protocol 3
+  BINBYTES: ch("B"),
+  SHORT_BINBYTES: ch("C"),
+  // protocol 4
+  SHORT_BINUNICODE: 0x8c,
+  BINUNICODE8: 0x8d,
+  BINBYTES8: 0x8e,
+  EMPTY_SET: 0x8f,
+  ADDITEMS: 0x90,
+  FROZENSET: 0x91,
+  STACK_GLOBAL: 0x93,
+  MEMOIZE: 0x94,
+  FRAME: 0x95,
+  // protocol 5
+  BYTEARRAY8: 0x96,
+} as const;
+
+/** The highest pickle protocol the unpickler understands. */
+export const HIGHEST_PROTOCOL = 5;
