@@ -124,7 +124,7 @@ export function fromTypedArray(data: AnyTypedArray, shape?: Shape, dtype?: DType
 
 type Nested = number | boolean | readonly Nested[];
 
-function inferShape(data: Nested, op: string): number[] {
+function inferShape(data: Nested): number[] {
   const shape: number[] = [];
   let level: Nested = data;
   while (Array.isArray(level)) {
@@ -157,7 +157,7 @@ export function tensor(data: Nested | AnyTypedArray, options: TensorOptions = {}
   if (ArrayBuffer.isView(data)) {
     return finish(fromTypedArray(data, undefined, options.dtype), options);
   }
-  const shape = inferShape(data, "tensor");
+  const shape = inferShape(data);
   const flat: (number | boolean)[] = [];
   flattenChecked(data, shape, 0, flat, "tensor");
   const inferred: DType = flat.every((v) => typeof v === "boolean")

@@ -6,7 +6,8 @@ Input: {"defaults": {lr, momentum, dampening, weight_decay, nesterov, maximize},
         "steps": [[gradient per parameter ({"shape","data"}) or null], ...],
         "load": optional state dict (tensors as {"shape","data"}) loaded before the steps,
         "lrs": optional learning rate per step (set on every group before that step)}
-Output: {"steps": [{"params": [...], "buffers": [... or null]}], "state_dict": {...}, "initial_state_dict": {...}}
+Output: {"steps": [{"params": [...], "buffers": [... or null], "state_dict": {...}}], "state_dict": {...},
+         "initial_state_dict": {...}}; state dict tensors as {"__tensor__": {"shape","data"}}, int keys as strings.
 All tensors float32; JSON numbers carry float32 values exactly.
 """
 import json
@@ -76,7 +77,9 @@ def main():
         for p in params:
             buf = opt.state[p].get("momentum_buffer") if p in opt.state else None
             buffers.append(None if buf is None else from_tensor(buf))
-        out.append({"params": [from_tensor(p) for p in params], "buffers": buffers})
+        out.append(
+            {"params": [from_tensor(p) for p in params], "buffers": buffers, "state_dict": encode(opt.state_dict())}
+        )
     json.dump({"steps": out, "state_dict": encode(opt.state_dict()), "initial_state_dict": initial}, sys.stdout)
 
 
