@@ -1,21 +1,29 @@
 // Elementwise arithmetic with broadcasting and scalars, comparisons, logic, products, in-place ops.
 #include "args.h"
 
+#include <ATen/ScalarOps.h>
+
 namespace moco {
 
 namespace {
 
+// A number operand of add/sub/mul/div becomes a wrapped-number tensor, as Python's `x * 2` does:
+// the same type promotion as a scalar, and the same autograd node (MulBackward0, not ...1).
+at::Tensor operand(Args& a, size_t i) {
+  return a.isTensor(i) ? a.t(i) : at::native::wrapped_scalar_tensor(a.scalar(i));
+}
+
 // Binary ops take (self, other: tensor | number[, alpha]).
 Napi::Value add(Args& a) {
   auto alpha = a.isNullish(2) ? at::Scalar(1) : a.scalar(2);
-  return a.ret(a.isTensor(1) ? at::add(a.t(0), a.t(1), alpha) : at::add(a.t(0), a.scalar(1), alpha));
+  return a.ret(at::add(a.t(0), operand(a, 1), alpha));
 }
 Napi::Value sub(Args& a) {
   auto alpha = a.isNullish(2) ? at::Scalar(1) : a.scalar(2);
-  return a.ret(a.isTensor(1) ? at::sub(a.t(0), a.t(1), alpha) : at::sub(a.t(0), a.scalar(1), alpha));
+  return a.ret(at::sub(a.t(0), operand(a, 1), alpha));
 }
-Napi::Value mul(Args& a) { return a.ret(a.isTensor(1) ? at::mul(a.t(0), a.t(1)) : at::mul(a.t(0), a.scalar(1))); }
-Napi::Value div(Args& a) { return a.ret(a.isTensor(1) ? at::div(a.t(0), a.t(1)) : at::div(a.t(0), a.scalar(1))); }
+Napi::Value mul(Args& a) { return a.ret(at::mul(a.t(0), operand(a, 1))); }
+Napi::Value div(Args& a) { return a.ret(at::div(a.t(0), operand(a, 1))); }
 Napi::Value pow(Args& a) { return a.ret(a.isTensor(1) ? at::pow(a.t(0), a.t(1)) : at::pow(a.t(0), a.scalar(1))); }
 Napi::Value remainder(Args& a) {
   return a.ret(a.isTensor(1) ? at::remainder(a.t(0), a.t(1)) : at::remainder(a.t(0), a.scalar(1)));
@@ -68,27 +76,23 @@ Napi::Value outer(Args& a) { return a.ret(at::outer(a.t(0), a.t(1))); }
 Napi::Value add_(Args& a) {
   at::Tensor self = a.t(0);
   auto alpha = a.isNullish(2) ? at::Scalar(1) : a.scalar(2);
-  if (a.isTensor(1)) self.add_(a.t(1), alpha);
-  else self.add_(a.scalar(1), alpha);
+  self.add_(operand(a, 1), alpha);
   return a.undefined();
 }
 Napi::Value sub_(Args& a) {
   at::Tensor self = a.t(0);
   auto alpha = a.isNullish(2) ? at::Scalar(1) : a.scalar(2);
-  if (a.isTensor(1)) self.sub_(a.t(1), alpha);
-  else self.sub_(a.scalar(1), alpha);
+  self.sub_(operand(a, 1), alpha);
   return a.undefined();
 }
 Napi::Value mul_(Args& a) {
   at::Tensor self = a.t(0);
-  if (a.isTensor(1)) self.mul_(a.t(1));
-  else self.mul_(a.scalar(1));
+  self.mul_(operand(a, 1));
   return a.undefined();
 }
 Napi::Value div_(Args& a) {
   at::Tensor self = a.t(0);
-  if (a.isTensor(1)) self.div_(a.t(1));
-  else self.div_(a.scalar(1));
+  self.div_(operand(a, 1));
   return a.undefined();
 }
 // self += value * t1 * t2, the update of SGD's momentum-free steps and of running averages.

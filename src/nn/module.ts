@@ -192,8 +192,8 @@ export abstract class Module<TIn extends unknown[] = [Tensor], TOut = Tensor> {
 
   /** The submodule at a dotted path ("layer1.0.downsample"); "" is this module. */
   getSubmodule(target: string): AnyModule {
-    if (target === "") return this;
-    let m: AnyModule = this;
+    let m = this as AnyModule;
+    if (target === "") return m;
     for (const part of target.split(".")) {
       const next = m._modules.get(part);
       if (next === undefined) throw new Error(`getSubmodule: ${m.typeName} has no submodule "${part}" (in "${target}")`);
@@ -443,7 +443,10 @@ export abstract class Module<TIn extends unknown[] = [Tensor], TOut = Tensor> {
         if (c === undefined) throw new Error(`copy: ${where} holds a tensor that is not registered; register it`);
         return c;
       }
-      if (Array.isArray(value)) return value.map((v, i) => remap(v, `${where}[${i}]`));
+      if (Array.isArray(value)) {
+        const mapped = value.map((v, i) => remap(v, `${where}[${i}]`));
+        return Object.isFrozen(value) ? Object.freeze(mapped) : mapped;
+      }
       return value;
     };
     for (const [m, c] of modules) {

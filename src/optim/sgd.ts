@@ -37,12 +37,12 @@ export interface SGDParamGroup extends SGDHyperParams {
 }
 
 /** Per-parameter state: the momentum buffer (null while momentum is 0, as PyTorch stores None). */
-export interface SGDParamState {
+export type SGDParamState = {
   momentum_buffer: Tensor | null;
-}
+};
 
 /** One group in the state dict: PyTorch 1.13's keys, `params` as indices into the flattened groups. */
-export interface SGDStateDictGroup {
+export type SGDStateDictGroup = {
   lr: number;
   momentum: number;
   dampening: number;
@@ -52,16 +52,16 @@ export interface SGDStateDictGroup {
   foreach: boolean | null;
   differentiable?: boolean;
   params: number[];
-}
+};
 
 /**
  * `optimizer.state_dict()` of torch.optim.SGD: state keyed by parameter index (a Map, as our serializer
  * represents Python dicts with int keys) and the groups' hyper-parameters.
  */
-export interface SGDStateDict {
+export type SGDStateDict = {
   state: Map<number, SGDParamState>;
   param_groups: SGDStateDictGroup[];
-}
+};
 
 const OP = "SGD";
 
@@ -83,11 +83,14 @@ function checkHyper(h: SGDHyperParams, where: string): void {
   num(h.momentum, "momentum");
   num(h.dampening, "dampening");
   num(h.weightDecay, "weightDecay");
-  if (typeof h.nesterov !== "boolean") throw new TypeError(`${OP}: nesterov must be a boolean${where}, got ${describe(h.nesterov)}`);
-  if (typeof h.maximize !== "boolean") throw new TypeError(`${OP}: maximize must be a boolean${where}, got ${describe(h.maximize)}`);
+  if (typeof h.nesterov !== "boolean")
+    throw new TypeError(`${OP}: nesterov must be a boolean${where}, got ${describe(h.nesterov)}`);
+  if (typeof h.maximize !== "boolean")
+    throw new TypeError(`${OP}: maximize must be a boolean${where}, got ${describe(h.maximize)}`);
   if (h.lr < 0) throw new RangeError(`${OP}: invalid learning rate ${h.lr}${where}: lr must be >= 0`);
   if (h.momentum < 0) throw new RangeError(`${OP}: invalid momentum ${h.momentum}${where}: momentum must be >= 0`);
-  if (h.weightDecay < 0) throw new RangeError(`${OP}: invalid weightDecay ${h.weightDecay}${where}: weightDecay must be >= 0`);
+  if (h.weightDecay < 0)
+    throw new RangeError(`${OP}: invalid weightDecay ${h.weightDecay}${where}: weightDecay must be >= 0`);
   if (h.nesterov && (h.momentum <= 0 || h.dampening !== 0)) {
     throw new RangeError(
       `${OP}: Nesterov momentum requires momentum > 0 and dampening 0${where}, got momentum ${h.momentum} and dampening ${h.dampening}`,
@@ -138,7 +141,8 @@ export class SGD {
    *   hyper-parameters; the options are the defaults of every group.
    */
   constructor(params: Iterable<Tensor> | Iterable<SGDParamGroupSpec>, options: SGDOptions) {
-    if (typeof options !== "object" || options === null) throw new TypeError(`${OP}: options must be an object with lr`);
+    if (typeof options !== "object" || options === null)
+      throw new TypeError(`${OP}: options must be an object with lr`);
     checkKeys(options, HYPER_KEYS, "the options");
     if (options.lr === undefined) throw new TypeError(`${OP}: lr is required`);
     const defaults: SGDHyperParams = pickHyper(options, {
@@ -176,7 +180,8 @@ export class SGD {
     const params = [...group.params];
     const seen = new Set<Tensor>();
     for (const [i, p] of params.entries()) {
-      if (!(p instanceof Tensor)) throw new TypeError(`${OP}: params[${i}]${where} must be a Tensor, got ${describe(p)}`);
+      if (!(p instanceof Tensor))
+        throw new TypeError(`${OP}: params[${i}]${where} must be a Tensor, got ${describe(p)}`);
       if (p.isDisposed) throw new TypeError(`${OP}: params[${i}]${where} has been disposed`);
       if (!p.isLeaf) throw new TypeError(`${OP}: can't optimize a non-leaf Tensor (params[${i}]${where})`);
       if (seen.has(p)) throw new RangeError(`${OP}: params[${i}]${where} appears twice in the group`);
@@ -293,7 +298,8 @@ export class SGD {
     const op = `${OP}.loadStateDict`;
     if (typeof dict !== "object" || dict === null) throw new TypeError(`${op}: expected { state, param_groups }`);
     const savedGroups = (dict as { param_groups: unknown }).param_groups;
-    if (!Array.isArray(savedGroups)) throw new TypeError(`${op}: param_groups must be an array, got ${describe(savedGroups)}`);
+    if (!Array.isArray(savedGroups))
+      throw new TypeError(`${op}: param_groups must be an array, got ${describe(savedGroups)}`);
     if (savedGroups.length !== this.paramGroups.length) {
       throw new RangeError(
         `${op}: loaded state dict has ${savedGroups.length} parameter groups, the optimizer has ${this.paramGroups.length}`,
@@ -344,7 +350,9 @@ export class SGD {
         entries.push([n, v]);
       }
     } else {
-      throw new TypeError(`${op}: state must be a Map or an object keyed by parameter index, got ${describe(rawState)}`);
+      throw new TypeError(
+        `${op}: state must be a Map or an object keyed by parameter index, got ${describe(rawState)}`,
+      );
     }
     const pending: [Tensor, Tensor | null][] = [];
     for (const [k, v] of entries) {
@@ -360,7 +368,8 @@ export class SGD {
         pending.push([param, null]);
         continue;
       }
-      if (!(buf instanceof Tensor)) throw new TypeError(`${op}: state[${k}].momentum_buffer must be a Tensor or null, got ${describe(buf)}`);
+      if (!(buf instanceof Tensor))
+        throw new TypeError(`${op}: state[${k}].momentum_buffer must be a Tensor or null, got ${describe(buf)}`);
       if (buf.isDisposed) throw new TypeError(`${op}: state[${k}].momentum_buffer has been disposed`);
       const [a, b] = [buf.shape, param.shape];
       if (a.length !== b.length || a.some((d, i) => d !== b[i])) {

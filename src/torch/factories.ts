@@ -92,7 +92,10 @@ export function randint(low: number, high: number, shape: number | Shape, option
   checkInt(high, "high", "randint");
   if (high <= low) throw new RangeError(`randint: high (${high}) must be greater than low (${low})`);
   return finish(
-    new Tensor(native.randint(low, high, shapeArg(shape, "randint"), dtypeCode(options, "randint"), deviceArg(options))),
+    // libtorch's C++ randint defaults to the default float dtype; Python's (and ours) to int64.
+    new Tensor(
+      native.randint(low, high, shapeArg(shape, "randint"), dtypeCode(options, "randint") ?? DTYPES.int64.code, deviceArg(options)),
+    ),
     options,
   );
 }

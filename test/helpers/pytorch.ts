@@ -519,9 +519,48 @@ function checkCase(c: OpCase, ours: OurResult, theirs: DecodedResult): void {
   if (problems.length > 0) assert.fail(`${problems.join("\n")}\n  PyTorch: ${c.expr}`);
 }
 
+interface Batch {
+  cases: readonly OpCase[];
+  outcome?: { ours: OurResult[]; theirs: DecodedResult[] };
+}
+
+/** Every crossCheck of this test file; the first suite to run evaluates all of them at once. */
+const batches: Batch[] = [];
+
+function runBatches(): void {
+  const todo = batches.filter((b) => b.outcome === undefined);
+  const writer = new ContainerWriter();
+  const request: PyRequestCase[] = [];
+  const ours = todo.map((batch) => {
+    const inputs = batch.cases.map((c) =>
+      Object.fromEntries(Object.entries(c.inputs ?? {}).map(([k, v]) => [k, writer.input(v)])),
+    );
+    return batch.cases.map((c, i) => {
+      const { ours: result, upstream } = runOurs(c, request.length, writer);
+      request.push({
+        name: c.name,
+        expr: c.expr,
+        ...(c.setup === undefined ? {} : { setup: c.setup }),
+        inputs: inputs[i] ?? {},
+        ...(c.grad === undefined ? {} : { grad: c.grad, upstream }),
+        ...(c.after === undefined ? {} : { after: c.after }),
+      });
+      return result;
+    });
+  });
+  const theirs = callPython(request, writer);
+  let offset = 0;
+  todo.forEach((batch, k) => {
+    const n = batch.cases.length;
+    batch.outcome = { ours: ours[k] ?? [], theirs: theirs.slice(offset, offset + n) };
+    offset += n;
+  });
+}
+
 /**
  * Registers a describe block with one test per case. Our side runs first (cases in order), then
- * one Python process evaluates all expressions in order, then each test compares.
+ * one Python process evaluates the expressions of every crossCheck in the file, in order, then
+ * each test compares.
  */
 export function crossCheck(title: string, cases: readonly OpCase[]): void {
   const names = new Set<string>();
@@ -529,31 +568,18 @@ export function crossCheck(title: string, cases: readonly OpCase[]): void {
     if (names.has(c.name)) throw new Error(`crossCheck ${title}: duplicate case name ${c.name}`);
     names.add(c.name);
   }
+  const batch: Batch = { cases };
+  batches.push(batch);
   describe(title, () => {
-    let ours: OurResult[] = [];
-    let theirs: DecodedResult[] = [];
     before(() => {
-      const writer = new ContainerWriter();
-      const inputs = cases.map((c) =>
-        Object.fromEntries(Object.entries(c.inputs ?? {}).map(([k, v]) => [k, writer.input(v)])),
-      );
-      const request: PyRequestCase[] = [];
-      ours = cases.map((c, i) => {
-        const { ours: result, upstream } = runOurs(c, i, writer);
-        request.push({
-          name: c.name,
-          expr: c.expr,
-          ...(c.setup === undefined ? {} : { setup: c.setup }),
-          inputs: inputs[i] ?? {},
-          ...(c.grad === undefined ? {} : { grad: c.grad, upstream }),
-          ...(c.after === undefined ? {} : { after: c.after }),
-        });
-        return result;
-      });
-      theirs = callPython(request, writer);
+      if (batch.outcome === undefined) runBatches();
     });
     for (const [i, c] of cases.entries()) {
-      it(c.name, () => checkCase(c, ours[i] as OurResult, theirs[i] as DecodedResult));
+      it(c.name, () => {
+        const outcome = batch.outcome;
+        assert.ok(outcome !== undefined, "the batch did not run");
+        checkCase(c, outcome.ours[i] as OurResult, outcome.theirs[i] as DecodedResult);
+      });
     }
   });
 }

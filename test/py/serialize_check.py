@@ -12,6 +12,7 @@ Usage: /usr/bin/python3 test/py/serialize_check.py COMMAND ARGS...
   malicious CKPT MARKER               torch.save an object whose __reduce__ is os.system('touch MARKER')
   legacy CKPT                         torch.save in the pre-1.6 (non-zip) format
   complex CKPT                        torch.save a complex64 tensor (a dtype moco-ts lacks)
+  cuda-location CKPT                  torch.save a tensor recorded as living on cuda:0
   no-data-pkl ZIP                     a zip archive without data.pkl
   drop-record SRC DST NAME_SUFFIX     copy zip SRC to DST without the record ending in NAME_SUFFIX
   deflate SRC DST                     copy zip SRC to DST with every record deflated
@@ -27,6 +28,7 @@ import collections
 import json
 import math
 import os
+import struct
 import sys
 import zipfile
 
@@ -63,8 +65,10 @@ class Neutral:
         return self.storages.setdefault(ptr, len(self.storages))
 
     def encode(self, v):
-        if v is None or isinstance(v, (bool, str)):
+        if v is None or isinstance(v, bool):
             return v
+        if isinstance(v, str):
+            return str(v)  # TorchVersion is a str subclass
         if isinstance(v, int):
             return v if abs(v) <= 2**53 else {"__int__": str(v)}
         if isinstance(v, float):
@@ -183,6 +187,7 @@ def reference_structure():
         "frozenset": frozenset([5]),
         "device": torch.device("cpu"),
         "epoch": 42,
+        "torch_version": torch.__version__,
     }
 
 
@@ -246,6 +251,13 @@ def compare(actual, expected, where, errors, compare_offsets, storage_map):
         errors.append(f"{where}: {actual!r} != expected {expected!r}")
 
 
+def data_offset(raw, header_offset):
+    # The local header's own name and extra lengths (ZipInfo.extra is the central directory's).
+    raw.seek(header_offset + 26)
+    name_length, extra_length = struct.unpack("<HH", raw.read(4))
+    return header_offset + 30 + name_length + extra_length
+
+
 def cmd_check(path, expected_path):
     errors = []
     facts = {}
@@ -276,13 +288,10 @@ def cmd_check(path, expected_path):
     if isinstance(value, dict) and "views" in value:
         views = value["views"]
         facts["views_share_storage"] = len({v.storage().data_ptr() for v in views}) == 1
-        facts["views_are_views"] = all(v.storage().size() == views[0].storage().size() for v in views)
-    with zipfile.ZipFile(path) as z:
+    with zipfile.ZipFile(path) as z, open(path, "rb") as raw:
         facts["zip_ok"] = z.testzip() is None
         facts["records"] = [i.filename for i in z.infolist()]
-        facts["aligned"] = all(
-            (i.header_offset + 30 + len(i.filename.encode()) + len(i.extra)) % 64 == 0 for i in z.infolist()
-        )
+        facts["aligned"] = all(data_offset(raw, i.header_offset) % 64 == 0 for i in z.infolist())
     print(json.dumps({"ok": not errors, "errors": errors, "facts": facts}))
 
 
@@ -307,6 +316,12 @@ def cmd_legacy(path):
 
 def cmd_complex(path):
     torch.save({"z": torch.zeros(2, dtype=torch.complex64)}, path)
+
+
+def cmd_cuda_location(path):
+    # What a checkpoint saved from GPU tensors records, without needing a GPU to write one.
+    torch.serialization.location_tag = lambda storage: "cuda:0"
+    torch.save({"w": torch.arange(6, dtype=torch.float32).reshape(2, 3)}, path)
 
 
 def cmd_no_data_pkl(path):
@@ -342,6 +357,7 @@ COMMANDS = {
     "malicious": cmd_malicious,
     "legacy": cmd_legacy,
     "complex": cmd_complex,
+    "cuda-location": cmd_cuda_location,
     "no-data-pkl": cmd_no_data_pkl,
     "drop-record": cmd_drop_record,
     "deflate": cmd_deflate,

@@ -41,14 +41,17 @@ function archiveNameFor(path: string): string {
 }
 
 function checkArchiveName(name: string): string {
-  if (name === "" || name.includes("/")) throw new TypeError(`save: archiveName must be a non-empty name without '/', got '${name}'`);
+  if (name === "" || name.includes("/"))
+    throw new TypeError(`save: archiveName must be a non-empty name without '/', got '${name}'`);
   return name;
 }
 
 /** The checkpoint as bytes, e.g. to send over a socket. */
 export function saveToBuffer(value: Saveable, options: SaveToBufferOptions = {}): Uint8Array {
   const sink = new MemorySink();
-  writeCheckpoint(value, sink, checkArchiveName(options.archiveName ?? "archive"), "saveToBuffer", { zip64: options.zip64 ?? "auto" });
+  writeCheckpoint(value, sink, checkArchiveName(options.archiveName ?? "archive"), "saveToBuffer", {
+    zip64: options.zip64 ?? "auto",
+  });
   return sink.bytes();
 }
 

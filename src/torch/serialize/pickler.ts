@@ -128,8 +128,8 @@ class Pickler {
     return this.out.result();
   }
 
-  private fail(where: string, message: string): never {
-    throw new TypeError(`${this.op}: cannot save ${message} at ${where}`);
+  private fail(where: string, what: string, why = ""): never {
+    throw new TypeError(`${this.op}: cannot save ${what} at ${where}${why === "" ? "" : `: ${why}`}`);
   }
 
   private save(value: unknown, where: string): void {
@@ -172,7 +172,8 @@ class Pickler {
     if (isPlainObject(value)) return this.saveDict(value, where);
     this.fail(
       where,
-      `a ${describe(value)}: only tensors, numbers, bigints, strings, booleans, null, Uint8Array, arrays, Maps and plain objects can be saved`,
+      `a ${describe(value)}`,
+      "only tensors, numbers, bigints, strings, booleans, null, Uint8Array, arrays, Maps and plain objects can be saved",
     );
   }
 
@@ -255,7 +256,7 @@ class Pickler {
     this.put(map);
     for (const key of map.keys()) {
       if (typeof key !== "string" && typeof key !== "number") {
-        this.fail(`${where} key ${String(key)}`, `a Map key of type ${describe(key)} (only strings and numbers)`);
+        this.fail(where, `a Map key of type ${typeof key}`, "Map keys must be strings or numbers");
       }
     }
     this.saveItems([...map.entries()] as [string | number, unknown][], where);
@@ -266,7 +267,12 @@ class Pickler {
       this.out.u8(OP.MARK);
       for (const [key, item] of entries.slice(start, start + BATCH)) {
         this.save(key, `${where} key`);
-        this.save(item, typeof key === "string" && /^[A-Za-z_$][\w$]*$/.test(key) ? `${where}.${key}` : `${where}[${JSON.stringify(key)}]`);
+        this.save(
+          item,
+          typeof key === "string" && /^[A-Za-z_$][\w$]*$/.test(key)
+            ? `${where}.${key}`
+            : `${where}[${JSON.stringify(key)}]`,
+        );
       }
       this.out.u8(OP.SETITEMS);
     }

@@ -30,7 +30,9 @@ export function readCheckpoint(source: ByteSource, label: string): Saveable {
   }
   const zip = ZipReader.open(source, context);
   const root = findRoot(zip, context);
-  const byteorder = zip.has(`${root}byteorder`) ? new TextDecoder().decode(zip.read(`${root}byteorder`)).trim() : "little";
+  const byteorder = zip.has(`${root}byteorder`)
+    ? new TextDecoder().decode(zip.read(`${root}byteorder`)).trim()
+    : "little";
   if (byteorder !== "little") throw new Error(`${context}: ${byteorder}-endian checkpoints are not supported`);
 
   const storages = new Map<string, LoadedStorage>();
@@ -40,8 +42,10 @@ export function readCheckpoint(source: ByteSource, label: string): Saveable {
     const { storageType, key, numel } = args.storage;
     const existing = storages.get(key);
     if (existing !== undefined) {
-      if (existing.storageType !== storageType) {
-        throw new Error(`${context}: storage '${key}' is used both as ${existing.storageType} and as ${storageType}`);
+      if (existing.storageType !== storageType || existing.numel !== numel) {
+        throw new Error(
+          `${context}: storage '${key}' is described both as ${existing.numel} × ${existing.storageType} and as ${numel} × ${storageType}`,
+        );
       }
       return existing;
     }
@@ -56,7 +60,9 @@ export function readCheckpoint(source: ByteSource, label: string): Saveable {
     const bytes = zip.read(record);
     const needed = numel * DTYPES[dtype].bytes;
     if (bytes.length < needed) {
-      throw new Error(`${context}: storage record '${record}' holds ${bytes.length} bytes; ${numel} ${dtype} need ${needed}`);
+      throw new Error(
+        `${context}: storage record '${record}' holds ${bytes.length} bytes; ${numel} ${dtype} need ${needed}`,
+      );
     }
     // The usual case, one tensor per storage, gets the storage's tensor itself, shaped as that
     // tensor, rather than a view of a 1-D base.

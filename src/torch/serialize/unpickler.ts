@@ -73,6 +73,7 @@ type GlobalKind =
   | "bytes"
   | "bytearray"
   | "codecs_encode"
+  | "torch_version"
   | "storage_type";
 
 /** A name that resolved against the allowlist; calling it runs our code, not Python's. */
@@ -99,18 +100,7 @@ class PyTensor {
 
 /** Lists are arrays; tuples are frozen arrays, so that list-only opcodes can reject them. */
 type PyValue =
-  | null
-  | boolean
-  | number
-  | bigint
-  | string
-  | Uint8Array
-  | PyValue[]
-  | PyDict
-  | PySet
-  | PyGlobal
-  | PyStorage
-  | PyTensor;
+  null | boolean | number | bigint | string | Uint8Array | PyValue[] | PyDict | PySet | PyGlobal | PyStorage | PyTensor;
 
 const ALLOWED_GLOBALS: ReadonlyMap<string, GlobalKind> = new Map<string, GlobalKind>([
   ["collections.OrderedDict", "OrderedDict"],
@@ -128,6 +118,8 @@ const ALLOWED_GLOBALS: ReadonlyMap<string, GlobalKind> = new Map<string, GlobalK
   ["builtins.bytearray", "bytearray"],
   ["__builtin__.bytearray", "bytearray"],
   ["_codecs.encode", "codecs_encode"],
+  // A str subclass: checkpoints that record torch.__version__ hold one.
+  ["torch.torch_version.TorchVersion", "torch_version"],
 ]);
 
 function resolveGlobal(module: string, name: string, fail: (message: string) => never): PyGlobal {
@@ -136,7 +128,8 @@ function resolveGlobal(module: string, name: string, fail: (message: string) => 
   if (kind !== undefined) return new PyGlobal(qualifiedName, kind, name);
   // Like torch's own find_class: any torch.*Storage is a dtype marker; the loader decides
   // which dtypes it supports, so an unsupported one is reported as such, not as unsafe.
-  if (module === "torch" && /^[A-Za-z0-9]*Storage$/.test(name)) return new PyGlobal(qualifiedName, "storage_type", name);
+  if (module === "torch" && /^[A-Za-z0-9]*Storage$/.test(name))
+    return new PyGlobal(qualifiedName, "storage_type", name);
   fail(`refusing to load '${qualifiedName}': only tensors and plain containers are allowed`);
 }
 
@@ -369,7 +362,7 @@ class Unpickler {
         // A state_dict's OrderedDict carries `_metadata` (module versions) as instance state;
         // it only matters to Python's load_state_dict, so it is dropped.
         if (target instanceof PyDict && target.ordered) return;
-        this.fail(`cannot set state (BUILD) on a ${typeName(target)} with ${typeName(state)} state`);
+        return this.fail(`cannot set state (BUILD) on a ${typeName(target)} with ${typeName(state)} state`);
       }
       case OP.BINPERSID:
         return this.push(this.persistentLoad(this.pop()));
@@ -384,7 +377,9 @@ class Unpickler {
     if (!(callable instanceof PyGlobal)) this.fail(`cannot call a ${typeName(callable)}`);
     const argsOf = (min: number, max: number): void => {
       if (args.length < min || args.length > max) {
-        this.fail(`${callable.qualifiedName} takes ${min === max ? min : `${min}-${max}`} arguments, got ${args.length}`);
+        this.fail(
+          `${callable.qualifiedName} takes ${min === max ? min : `${min}-${max}`} arguments, got ${args.length}`,
+        );
       }
     };
     switch (callable.kind) {
@@ -441,7 +436,7 @@ class Unpickler {
         if (source === undefined) return new Uint8Array(0);
         if (source instanceof Uint8Array && encoding === undefined) return Uint8Array.from(source);
         if (typeof source === "string" && typeof encoding === "string") return this.encodeLatin1(source, encoding);
-        this.fail(`${callable.name}(${typeName(source)}) is not supported`);
+        return this.fail(`${callable.name}(${typeName(source)}) is not supported`);
       }
       case "codecs_encode": {
         // Protocol 2 has no bytes opcode: Python writes bytes as _codecs.encode(text, 'latin1').
@@ -449,6 +444,12 @@ class Unpickler {
         const [text, encoding] = args;
         if (typeof text !== "string" || typeof encoding !== "string") this.fail("_codecs.encode expects (str, str)");
         return this.encodeLatin1(text, encoding);
+      }
+      case "torch_version": {
+        argsOf(1, 1);
+        const [version] = args;
+        if (typeof version !== "string") this.fail("TorchVersion expects (str)");
+        return version;
       }
       case "storage_type":
         this.fail(`${callable.qualifiedName} cannot be called: raw storages are not supported, only tensors`);
@@ -475,7 +476,8 @@ class Unpickler {
     const tagText = text(tag);
     const keyText = text(key);
     const locationText = text(location);
-    if (tagText !== "storage") this.fail(`unsupported persistent id type '${String(tagText ?? typeName(tag ?? null))}'`);
+    if (tagText !== "storage")
+      this.fail(`unsupported persistent id type '${String(tagText ?? typeName(tag ?? null))}'`);
     if (!(storageType instanceof PyGlobal) || storageType.kind !== "storage_type") {
       this.fail("persistent id does not name a storage type");
     }
@@ -487,8 +489,10 @@ class Unpickler {
 
   private tensorArgs(args: PyValue[]): TensorArgs {
     const [storage, storageOffset, size, stride, requiresGrad] = args;
-    if (!(storage instanceof PyStorage)) this.fail(`_rebuild_tensor_v2: expected a storage, got ${typeName(storage ?? null)}`);
-    if (typeof storageOffset !== "number" || !isCount(storageOffset)) this.fail("_rebuild_tensor_v2: bad storage offset");
+    if (!(storage instanceof PyStorage))
+      this.fail(`_rebuild_tensor_v2: expected a storage, got ${typeName(storage ?? null)}`);
+    if (typeof storageOffset !== "number" || !isCount(storageOffset))
+      this.fail("_rebuild_tensor_v2: bad storage offset");
     const ints = (value: PyValue | undefined, what: string): number[] => {
       if (!Array.isArray(value) || !value.every((v) => typeof v === "number" && isCount(v))) {
         this.fail(`_rebuild_tensor_v2: ${what} must be a tuple of non-negative ints`);

@@ -66,7 +66,9 @@ function planStorages(tensors: readonly Tensor[], op: string): Plan {
     const dtype = first.dtype;
     for (const tensor of group) {
       if (tensor.dtype !== dtype) {
-        throw new Error(`${op}: tensors that share one storage must have one dtype (found ${dtype} and ${tensor.dtype})`);
+        throw new Error(
+          `${op}: tensors that share one storage must have one dtype (found ${dtype} and ${tensor.dtype})`,
+        );
       }
     }
     let start = Infinity;

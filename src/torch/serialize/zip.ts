@@ -125,12 +125,13 @@ export class ZipReader {
     return this.entries.has(name);
   }
 
-  /** The entry's uncompressed bytes, CRC-checked. */
+  /** The entry's uncompressed bytes, CRC-checked; they may share memory with an in-memory source. */
   read(name: string): Uint8Array {
     const entry = this.entries.get(name);
     if (entry === undefined) throw new ZipFormatError(`${this.label}: no record named '${name}' in the archive`);
     const dataStart = this.dataOffset(entry);
-    const raw = this.source.read(dataStart, entry.compressedSize);
+    const read = this.source.read(dataStart, entry.compressedSize);
+    const raw = new Uint8Array(read.buffer, read.byteOffset, read.byteLength); // a plain view, even of a Buffer
     let data: Uint8Array;
     if (entry.method === METHOD_STORED) {
       if (entry.compressedSize !== entry.uncompressedSize) {
@@ -139,7 +140,8 @@ export class ZipReader {
       data = raw;
     } else if (entry.method === METHOD_DEFLATED) {
       try {
-        data = inflateRawSync(raw);
+        const inflated = inflateRawSync(raw);
+        data = new Uint8Array(inflated.buffer, inflated.byteOffset, inflated.byteLength);
       } catch (cause) {
         throw new ZipFormatError(`${this.label}: record '${name}' does not inflate: ${(cause as Error).message}`);
       }
@@ -185,9 +187,17 @@ function hex(value: number): string {
   return `0x${value.toString(16).padStart(8, "0")}`;
 }
 
+function startsLikeZip(source: ByteSource): boolean {
+  return source.size >= 4 && view(source.read(0, 4)).getUint32(0, true) === LOCAL_HEADER_SIG;
+}
+
 function findEndRecord(source: ByteSource, label: string): EndRecord {
   if (source.size < EOCD_SIZE) {
-    throw new ZipFormatError(`${label}: not a zip archive (${source.size} bytes is too short)`);
+    throw new ZipFormatError(
+      startsLikeZip(source)
+        ? `${label}: truncated zip archive (only ${source.size} bytes)`
+        : `${label}: not a zip archive (${source.size} bytes is too short)`,
+    );
   }
   const tailLength = Math.min(source.size, EOCD_SIZE + MAX_COMMENT);
   const tailStart = source.size - tailLength;
@@ -201,10 +211,8 @@ function findEndRecord(source: ByteSource, label: string): EndRecord {
     }
   }
   if (at < 0) {
-    const head = source.read(0, 4);
-    const looksLikeZip = view(head).getUint32(0, true) === LOCAL_HEADER_SIG;
     throw new ZipFormatError(
-      looksLikeZip
+      startsLikeZip(source)
         ? `${label}: truncated zip archive (it starts like one but has no end-of-central-directory record)`
         : `${label}: not a zip archive (no end-of-central-directory record)`,
     );
@@ -414,8 +422,7 @@ export class ZipWriter {
     for (const entry of this.written) this.emit(centralHeader(entry, this.alwaysZip64));
     const centralDirSize = this.cursor - centralDirOffset;
     const count = this.written.length;
-    const needsZip64 =
-      this.alwaysZip64 || count >= U16_MAX || centralDirOffset >= U32_MAX || centralDirSize >= U32_MAX;
+    const needsZip64 = this.alwaysZip64 || count >= U16_MAX || centralDirOffset >= U32_MAX || centralDirSize >= U32_MAX;
     if (needsZip64) {
       const eocd64Offset = this.cursor;
       const eocd64 = new Uint8Array(EOCD64_SIZE);

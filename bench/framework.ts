@@ -1,0 +1,88 @@
+// The benchmark framework: an entry measures one thing twice, with our library (in a child process
+// of `npm run bench`, so that its peak memory and its JIT state are its own) and with Python PyTorch
+// (`/usr/bin/python3 bench/py/<entry>.py`), on the same thread count. The two sides alternate for a
+// few rounds so that background load hits both alike; each side reports named values, the best round
+// of each is kept, and each metric is shown as ours, python and ours/python.
+import { readFileSync } from "node:fs";
+
+/** What one side of an entry reports: named numbers, plus anything worth keeping in the JSON. */
+export interface Measurement {
+  values: Record<string, number>;
+  details?: Record<string, unknown>;
+}
+
+/** How to read one value of a Measurement in the table. */
+export interface MetricSpec {
+  /** The key in Measurement.values on both sides. */
+  key: string;
+  /** What the row says, e.g. "per-call overhead". */
+  label: string;
+  unit: string;
+  /** Which direction is better; it also picks the best round (min for "lower", max for "higher"). */
+  better: "lower" | "higher";
+  /** The target for ours/python: at most this for "lower", at least this for "higher". */
+  target?: number;
+  /** Digits after the point in the table (default 2). */
+  digits?: number;
+  /** Not a performance figure (e.g. peak memory): shown without a target, and best round = first. */
+  informational?: boolean;
+}
+
+export interface RunContext {
+  threads: number;
+  /** Fewer iterations, for a smoke run of the harness itself (`--quick`). */
+  quick: boolean;
+}
+
+export interface BenchEntry {
+  name: string;
+  description: string;
+  /** The Python side: bench/py/<python>; it receives `--threads N [--quick]` and prints one JSON Measurement. */
+  python: string;
+  /** Alternating rounds of (ours, python) processes (default 3). */
+  rounds?: number;
+  metrics: MetricSpec[];
+  /** A reason to skip this entry (e.g. a module not written yet), or null when it can run. */
+  unavailable?(): Promise<string | null>;
+  /** Our side, run in a fresh child process with the thread count already set. */
+  runOurs(ctx: RunContext): Promise<Measurement> | Measurement;
+}
+
+/** Seconds since an arbitrary origin, with nanosecond resolution. */
+export function now(): number {
+  return Number(process.hrtime.bigint()) / 1e9;
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/** Runs `fn` `repeats` times after `warmup` runs and returns each run's duration in seconds. */
+export function timeRepeats(fn: () => void, repeats: number, warmup = 1): number[] {
+  for (let i = 0; i < warmup; i++) fn();
+  const times: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    const t0 = now();
+    fn();
+    times.push(now() - t0);
+  }
+  return times;
+}
+
+/** The process's peak resident set (VmHWM) in MiB, as the kernel counts it. */
+export function peakRssMiB(): number {
+  return statusField("VmHWM") / 1024;
+}
+
+/** The process's current resident set (VmRSS) in MiB. */
+export function rssMiB(): number {
+  return statusField("VmRSS") / 1024;
+}
+
+function statusField(name: string): number {
+  const match = new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(readFileSync("/proc/self/status", "utf8"));
+  if (match === null) throw new Error(`bench: no ${name} in /proc/self/status`);
+  return Number(match[1]);
+}

@@ -1,0 +1,63 @@
+"""Python side of bench entry resnet18-train-step: torchvision resnet18 with the CIFAR stem,
+batch 64 on 32×32, forward + cross-entropy + backward + SGD(momentum 0.9, weight decay 5e-4)."""
+import argparse
+import json
+import re
+import statistics
+import time
+
+import torch
+import torchvision
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--threads", type=int, required=True)
+parser.add_argument("--quick", action="store_true")
+args = parser.parse_args()
+torch.set_num_threads(args.threads)
+
+
+def status_mib(field):
+    with open("/proc/self/status") as f:
+        return int(re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.M).group(1)) / 1024
+
+
+BATCH = 64
+warmup = 1 if args.quick else 2
+steps = 2 if args.quick else 6
+torch.manual_seed(0)
+model = torchvision.models.resnet18(num_classes=10)
+model.conv1 = torch.nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+model.maxpool = torch.nn.Identity()
+model.train()
+x = torch.randn(BATCH, 3, 32, 32)
+y = torch.randint(0, 10, (BATCH,))
+opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+rss_before = status_mib("VmRSS")
+times = []
+loss = 0.0
+for i in range(warmup + steps):
+    t0 = time.perf_counter()
+    opt.zero_grad(set_to_none=True)
+    out = torch.nn.functional.cross_entropy(model(x), y)
+    out.backward()
+    loss = out.item()
+    opt.step()
+    if i >= warmup:
+        times.append(time.perf_counter() - t0)
+print(
+    json.dumps(
+        {
+            "values": {"images_per_s": BATCH / statistics.median(times), "peak_rss_mib": status_mib("VmHWM")},
+            "details": {
+                "batch": BATCH,
+                "warmup": warmup,
+                "steps": steps,
+                "step_seconds": times,
+                "best_images_per_s": BATCH / min(times),
+                "rss_mib_after_setup": rss_before,
+                "rss_mib_end": status_mib("VmRSS"),
+                "last_loss": loss,
+            },
+        }
+    )
+)

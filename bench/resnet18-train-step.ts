@@ -1,0 +1,74 @@
+// Issue 3's benchmark: one training step of resnet18 with the CIFAR stem (3×3 stride-1 conv1, no
+// max-pool) at batch 64 on 32×32 inputs: forward, cross-entropy, backward, SGD step (momentum 0.9,
+// weight decay 5e-4). Images/s from the median step, and the process's peak resident memory (VmHWM;
+// each side runs in its own process, so the figure is its own).
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { SGD } from "../src/optim/index.js";
+import * as torch from "../src/torch/index.js";
+import { F } from "../src/torch/index.js";
+import { median, now, peakRssMiB, rssMiB, type BenchEntry } from "./framework.js";
+
+const BATCH = 64;
+const nnIndex = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "nn", "index.ts");
+
+export const resnet18TrainStep: BenchEntry = {
+  name: "resnet18-train-step",
+  description: `resnet18 (CIFAR stem) train step, batch ${BATCH}, 32×32: fwd + CE + bwd + SGD(m 0.9, wd 5e-4)`,
+  python: "resnet18-train-step.py",
+  rounds: 2,
+  metrics: [
+    { key: "images_per_s", label: "training throughput", unit: "images/s", better: "higher", target: 1.0, digits: 1 },
+    { key: "peak_rss_mib", label: "peak resident memory", unit: "MiB", better: "lower", digits: 0, informational: true },
+  ],
+  async unavailable() {
+    if (!existsSync(nnIndex)) return "src/nn not available";
+    const nn = (await import("../src/nn/index.js")) as Record<string, unknown>;
+    return typeof nn.resnet18 === "function" ? null : "src/nn has no resnet18 yet";
+  },
+  async runOurs({ quick }) {
+    const { resnet18 } = await import("../src/nn/index.js");
+    const warmup = quick ? 1 : 2;
+    const steps = quick ? 2 : 6;
+    torch.manualSeed(0);
+    const model = resnet18({ cifarStem: true, numClasses: 10 }).train();
+    const x = torch.randn([BATCH, 3, 32, 32]);
+    const y = torch.randint(0, 10, [BATCH]);
+    const opt = new SGD(model.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 5e-4 });
+    const rssBefore = rssMiB();
+    const times: number[] = [];
+    let loss = 0;
+    for (let i = 0; i < warmup + steps; i++) {
+      const t0 = now();
+      opt.zeroGrad();
+      torch.scope(() => {
+        const l = F.crossEntropy(model.forward(x), y);
+        l.backward();
+        loss = l.item();
+      });
+      opt.step();
+      if (i >= warmup) times.push(now() - t0);
+    }
+    const result = {
+      values: { images_per_s: BATCH / median(times), peak_rss_mib: peakRssMiB() },
+      details: {
+        batch: BATCH,
+        warmup,
+        steps,
+        step_seconds: times,
+        best_images_per_s: BATCH / Math.min(...times),
+        rss_mib_after_setup: rssBefore,
+        rss_mib_end: rssMiB(),
+        last_loss: loss,
+        live_tensors_end: torch.liveTensors(),
+      },
+    };
+    opt.dispose();
+    model.dispose();
+    x.dispose();
+    y.dispose();
+    return result;
+  },
+};

@@ -1,0 +1,74 @@
+// The mechanisms of MoCo, one small helper each, all without gradients and updating in place
+// (He et al., "Momentum Contrast for Unsupervised Visual Representation Learning", arXiv 1911.05722).
+import type { Module } from "../nn/index.js";
+import { noGrad, randperm, type Tensor } from "../torch/index.js";
+
+/** Eq. (2): θk ← m·θk + (1 − m)·θq, for parameters only (BN buffers keep their own statistics). */
+export function momentumUpdate(keyEncoder: Module, queryEncoder: Module, m: number): void {
+  noGrad(() => {
+    const keyParams = keyEncoder.parameters();
+    const queryParams = queryEncoder.parameters();
+    if (keyParams.length !== queryParams.length) {
+      throw new Error(`momentumUpdate: encoders differ (${keyParams.length} vs ${queryParams.length} parameters)`);
+    }
+    keyParams.forEach((k, i) => k.mul_(m).add_(queryParams[i] as Tensor, 1 - m));
+  });
+}
+
+/**
+ * Dequeue the oldest keys and enqueue the newest: the queue (dim × K) is a ring buffer whose pointer
+ * (int64 [1]) marks the oldest column. Requires K to be a multiple of the number of keys.
+ */
+export function dequeueAndEnqueue(queue: Tensor, queuePtr: Tensor, keys: Tensor): void {
+  noGrad(() => {
+    const [batch = 0] = keys.shape;
+    const K = queue.shape[1] ?? 0;
+    const ptr = queuePtr.item();
+    if (K % batch !== 0) throw new RangeError(`enqueue: queue size ${K} is not a multiple of the ${batch} keys`);
+    using slot = queue.narrow(1, ptr, batch);
+    using keysT = keys.t();
+    slot.copy_(keysT);
+    queuePtr.fill_((ptr + batch) % K);
+  });
+}
+
+/** A shuffle of the key batch and its inverse, so that BN statistics cannot leak the positive. */
+export interface BatchShuffle {
+  /** Returns the shuffled images and a function that puts the encoded keys back in batch order. */
+  shuffle(images: Tensor): { shuffled: Tensor; unshuffle: (keys: Tensor) => Tensor };
+}
+
+/**
+ * One process: a random permutation of the batch (the official CIFAR demo's
+ * `_batch_shuffle_single_gpu`). It matters only with split BN, where each split's statistics then
+ * mix samples whose queries sit in other splits.
+ */
+export const singleProcessShuffle: BatchShuffle = {
+  shuffle(images) {
+    const [n = 0] = images.shape;
+    const order = randperm(n);
+    const restore = order.argsort();
+    const shuffled = images.indexSelect(0, order);
+    order.dispose();
+    return {
+      shuffled,
+      unshuffle: (keys) => {
+        const inOrder = keys.indexSelect(0, restore);
+        restore.dispose();
+        return inOrder;
+      },
+    };
+  },
+};
+
+/** No shuffle: keys are encoded in batch order. */
+export const noShuffle: BatchShuffle = {
+  shuffle(images) {
+    return { shuffled: images, unshuffle: (keys) => keys };
+  },
+};
+
+/** Gathers keys from every process before they are enqueued; one process has nothing to gather. */
+export type KeyGather = (keys: Tensor) => Tensor;
+
+export const singleProcessGather: KeyGather = (keys) => keys;
