@@ -17,10 +17,22 @@ const mask = torch.rand([3, 4]).gt(0.5);
 // the returned object and the caller's tensor must hold PyTorch's values.
 crossCheck("in place ops", [
   op({ name: "add_ tensor", expr: "x.add_(y)", inputs: { x, y }, ours: ({ x, y }) => x.add_(y), after: ["x", "y"] }),
-  op({ name: "add_ alpha", expr: "x.add_(r, alpha=-0.5)", inputs: { x, r: row }, ours: ({ x, r }) => x.add_(r, -0.5), after: ["x"] }),
+  op({
+    name: "add_ alpha",
+    expr: "x.add_(r, alpha=-0.5)",
+    inputs: { x, r: row },
+    ours: ({ x, r }) => x.add_(r, -0.5),
+    after: ["x"],
+  }),
   op({ name: "add_ scalar", expr: "x.add_(3)", inputs: { x }, ours: ({ x }) => x.add_(3), after: ["x"] }),
   op({ name: "add_ int64 scalar", expr: "i.add_(2)", inputs: { i: ints }, ours: ({ i }) => i.add_(2), after: ["i"] }),
-  op({ name: "add_ float into int64 throws", expr: "i.add_(0.5)", inputs: { i: ints }, ours: ({ i }) => i.add_(0.5), throws: true }),
+  op({
+    name: "add_ float into int64 throws",
+    expr: "i.add_(0.5)",
+    inputs: { i: ints },
+    ours: ({ i }) => i.add_(0.5),
+    throws: true,
+  }),
   op({ name: "sub_", expr: "x.sub_(y, alpha=2)", inputs: { x, y }, ours: ({ x, y }) => x.sub_(y, 2), after: ["x"] }),
   op({ name: "mul_ tensor", expr: "x.mul_(r)", inputs: { x, r: row }, ours: ({ x, r }) => x.mul_(r), after: ["x"] }),
   op({ name: "mul_ scalar", expr: "x.mul_(0.999)", inputs: { x }, ours: ({ x }) => x.mul_(0.999), after: ["x"] }),
@@ -32,10 +44,22 @@ crossCheck("in place ops", [
     ours: ({ k, q }) => k.mul_(0.99).add_(q, 0.01),
     after: ["k"],
   }),
-  op({ name: "addcmul_", expr: "x.addcmul_(y, r, value=0.3)", inputs: { x, y, r: row }, ours: ({ x, y, r }) => x.addcmul_(y, r, 0.3), after: ["x"] }),
+  op({
+    name: "addcmul_",
+    expr: "x.addcmul_(y, r, value=0.3)",
+    inputs: { x, y, r: row },
+    ours: ({ x, y, r }) => x.addcmul_(y, r, 0.3),
+    after: ["x"],
+  }),
   op({ name: "lerp_", expr: "x.lerp_(y, 0.25)", inputs: { x, y }, ours: ({ x, y }) => x.lerp_(y, 0.25), after: ["x"] }),
   op({ name: "copy_", expr: "x.copy_(y)", inputs: { x, y }, ours: ({ x, y }) => x.copy_(y), after: ["x"] }),
-  op({ name: "copy_ broadcast", expr: "x.copy_(r)", inputs: { x, r: row }, ours: ({ x, r }) => x.copy_(r), after: ["x"] }),
+  op({
+    name: "copy_ broadcast",
+    expr: "x.copy_(r)",
+    inputs: { x, r: row },
+    ours: ({ x, r }) => x.copy_(r),
+    after: ["x"],
+  }),
   op({
     name: "copy_ converts dtype",
     expr: "x.copy_(d)",
@@ -43,17 +67,46 @@ crossCheck("in place ops", [
     ours: ({ x, d }) => x.copy_(d),
     after: ["x"],
   }),
-  op({ name: "copy_ float into int64 truncates", expr: "i.copy_(torch.tensor([1.7, -1.7, 2.5, -0.2, 0.0, 9.99]))", inputs: { i: ints }, ours: ({ i }) => i.copy_(torch.tensor([1.7, -1.7, 2.5, -0.2, 0, 9.99])), after: ["i"] }),
-  op({ name: "copy_ into a view writes through", expr: "(x.narrow(1, 1, 2).copy_(torch.zeros(3, 2)), x)[1]", inputs: { x }, ours: ({ x }) => (x.narrow(1, 1, 2).copy_(torch.zeros([3, 2])), x) }),
+  op({
+    name: "copy_ float into int64 truncates",
+    expr: "i.copy_(torch.tensor([1.7, -1.7, 2.5, -0.2, 0.0, 9.99]))",
+    inputs: { i: ints },
+    ours: ({ i }) => i.copy_(torch.tensor([1.7, -1.7, 2.5, -0.2, 0, 9.99])),
+    after: ["i"],
+  }),
+  op({
+    name: "copy_ into a view writes through",
+    expr: "(x.narrow(1, 1, 2).copy_(torch.zeros(3, 2)), x)[1]",
+    inputs: { x },
+    ours: ({ x }) => (x.narrow(1, 1, 2).copy_(torch.zeros([3, 2])), x),
+  }),
   op({ name: "zero_", expr: "x.zero_()", inputs: { x }, ours: ({ x }) => x.zero_(), after: ["x"] }),
   op({ name: "fill_", expr: "x.fill_(-2.5)", inputs: { x }, ours: ({ x }) => x.fill_(-2.5), after: ["x"] }),
   op({ name: "fill_ int64", expr: "i.fill_(7)", inputs: { i: ints }, ours: ({ i }) => i.fill_(7), after: ["i"] }),
   op({ name: "fill_ bool", expr: "k.fill_(True)", inputs: { k: mask }, ours: ({ k }) => k.fill_(true), after: ["k"] }),
-  op({ name: "clamp_", expr: "x.clamp_(-0.3, 0.6)", inputs: { x }, ours: ({ x }) => x.clamp_(-0.3, 0.6), after: ["x"] }),
+  op({
+    name: "clamp_",
+    expr: "x.clamp_(-0.3, 0.6)",
+    inputs: { x },
+    ours: ({ x }) => x.clamp_(-0.3, 0.6),
+    after: ["x"],
+  }),
   op({ name: "clamp_ min only", expr: "x.clamp_(min=0)", inputs: { x }, ours: ({ x }) => x.clamp_(0), after: ["x"] }),
-  op({ name: "clamp_ max only", expr: "x.clamp_(max=0.1)", inputs: { x }, ours: ({ x }) => x.clamp_(null, 0.1), after: ["x"] }),
+  op({
+    name: "clamp_ max only",
+    expr: "x.clamp_(max=0.1)",
+    inputs: { x },
+    ours: ({ x }) => x.clamp_(null, 0.1),
+    after: ["x"],
+  }),
   op({ name: "relu_", expr: "x.relu_()", inputs: { x }, ours: ({ x }) => x.relu_(), after: ["x"] }),
-  op({ name: "maskedFill_", expr: "x.masked_fill_(k, 1.25)", inputs: { x, k: mask }, ours: ({ x, k }) => x.maskedFill_(k, 1.25), after: ["x"] }),
+  op({
+    name: "maskedFill_",
+    expr: "x.masked_fill_(k, 1.25)",
+    inputs: { x, k: mask },
+    ours: ({ x, k }) => x.maskedFill_(k, 1.25),
+    after: ["x"],
+  }),
   op({
     name: "in place on a non-leaf keeps the graph",
     expr: "(x * 2).add_(y).mul_(y)",
@@ -75,8 +128,7 @@ crossCheck("autograd: backward, gradients, retain graph", [
   op({
     name: "grad_fn names",
     setup: "x = x.detach().requires_grad_()",
-    expr:
-      "[type(t.grad_fn).__name__ if t.grad_fn is not None else None for t in (x, x * 2, x + 1, torch.add(x, 2, alpha=3), x - 1, x / 2, x * 0.5 + y, (x * 1).add_(2), (x * 1).mul_(3), x ** 2, x.remainder(2), x.clamp(0), torch.where(y > 0, x, 0.0), x.sum(), x.mm(y.t()), x.relu(), x.detach())]",
+    expr: "[type(t.grad_fn).__name__ if t.grad_fn is not None else None for t in (x, x * 2, x + 1, torch.add(x, 2, alpha=3), x - 1, x / 2, x * 0.5 + y, (x * 1).add_(2), (x * 1).mul_(3), x ** 2, x.remainder(2), x.clamp(0), torch.where(y > 0, x, 0.0), x.sum(), x.mm(y.t()), x.relu(), x.detach())]",
     inputs: { x, y },
     ours: ({ x, y }) => {
       x.requiresGrad_();
@@ -109,7 +161,15 @@ crossCheck("autograd: backward, gradients, retain graph", [
     ours: ({ x, y }) => {
       x.requiresGrad_();
       const z = x.mul(y);
-      return [x.requiresGrad, x.isLeaf, y.requiresGrad, z.requiresGrad, z.isLeaf, z.detach().requiresGrad, torch.zeros([2], { requiresGrad: true }).requiresGrad];
+      return [
+        x.requiresGrad,
+        x.isLeaf,
+        y.requiresGrad,
+        z.requiresGrad,
+        z.isLeaf,
+        z.detach().requiresGrad,
+        torch.zeros([2], { requiresGrad: true }).requiresGrad,
+      ];
     },
   }),
   op({
@@ -246,7 +306,8 @@ crossCheck("autograd: backward, gradients, retain graph", [
   }),
   op({
     name: "noGrad: nothing recorded inside",
-    setup: "x = x.detach().requires_grad_()\nwith torch.no_grad():\n    z = x * 2\n    inside = torch.is_grad_enabled()\nw = x * 2",
+    setup:
+      "x = x.detach().requires_grad_()\nwith torch.no_grad():\n    z = x * 2\n    inside = torch.is_grad_enabled()\nw = x * 2",
     expr: "(z.requires_grad, z.grad_fn is None, inside, torch.is_grad_enabled(), w.requires_grad)",
     inputs: { x },
     ours: ({ x }) => {

@@ -9,13 +9,24 @@ const f = (values: number[], dtype: torch.DType = "float32") => torch.tensor(val
 const tensors: Record<string, torch.Tensor> = {
   "small float": torch.randn([2, 3]),
   "float vector": torch.randn([5]),
-  "ints": torch.arange(12).reshape(3, 4).sub(5),
-  "wide ints": torch.tensor([[1, -100000], [33, 7]]),
-  "bools": torch.tensor([
+  ints: torch.arange(12).reshape(3, 4).sub(5),
+  "wide ints": torch.tensor([
+    [1, -100000],
+    [33, 7],
+  ]),
+  bools: torch.tensor([
     [true, false, true],
     [false, false, true],
   ]),
+  "all true": torch.tensor([true, true]),
+  "all false": torch.tensor([false, false]),
   "integral floats": f([1, 2, 3]),
+  "integral floats with negative zero": f([-0, 1, 2]),
+  "only zeros": f([0, -0, 0]),
+  "ties round half to even (fixed)": f([1.03125, -0.28125, 2.5, 0.15625]),
+  "ties round half to even (scientific)": f([1.03125, 1e-5, -2.71875e-6]),
+  "9.99995 carries (scientific)": f([9.99995, 1e-6], "float64"),
+  "nan in a wrapped line": f([Number.NaN, ...Array.from({ length: 40 }, (_, i) => i)]),
   "integral floats, wide": f([100000, 2, -7]),
   "integral floats over 1e8": f([1e9, 1]),
   "scientific: small values": f([1e-5, 1, 1234.5]),
@@ -35,14 +46,20 @@ const tensors: Record<string, torch.Tensor> = {
   "line wrapping 1-d": torch.randn([30]),
   "line wrapping ints": torch.arange(100),
   "line wrapping 2-d": torch.randn([3, 20]),
-  "float64": torch.randn([2, 3], { dtype: "float64" }),
+  float64: torch.randn([2, 3], { dtype: "float64" }),
   "float64 precise": f([1 / 3, 2 / 3], "float64"),
-  "float16": torch.randn([4]).to("float16"),
-  "bfloat16": torch.randn([4]).to("bfloat16"),
-  "int32": torch.tensor([1, -2, 300], { dtype: "int32" }),
-  "int16": torch.tensor([1, -2, 300], { dtype: "int16" }),
-  "int8": torch.tensor([1, -2, 100], { dtype: "int8" }),
-  "uint8": torch.tensor([[0, 255], [7, 128]], { dtype: "uint8" }),
+  float16: torch.randn([4]).to("float16"),
+  bfloat16: torch.randn([4]).to("bfloat16"),
+  int32: torch.tensor([1, -2, 300], { dtype: "int32" }),
+  int16: torch.tensor([1, -2, 300], { dtype: "int16" }),
+  int8: torch.tensor([1, -2, 100], { dtype: "int8" }),
+  uint8: torch.tensor(
+    [
+      [0, 255],
+      [7, 128],
+    ],
+    { dtype: "uint8" },
+  ),
   "0-d float": torch.tensor(3.5),
   "0-d negative float": torch.tensor(-0.123456),
   "0-d int": torch.tensor(7),
@@ -70,7 +87,12 @@ crossCheck(
 );
 
 crossCheck("format: autograd and device annotations", [
-  op({ name: "requires_grad leaf", expr: "str(t.requires_grad_())", inputs: { t: torch.randn([3]) }, ours: ({ t }) => String(t.requiresGrad_()) }),
+  op({
+    name: "requires_grad leaf",
+    expr: "str(t.requires_grad_())",
+    inputs: { t: torch.randn([3]) },
+    ours: ({ t }) => String(t.requiresGrad_()),
+  }),
   op({
     name: "grad_fn of a product",
     expr: "str(t.requires_grad_() * 2)",

@@ -53,9 +53,19 @@ function expectClose(ours: Tensor | null, theirs: unknown, what: string): void {
     }
     const diff = ours.sub(theirs).abs();
     const scale = theirs.numel === 0 ? 0 : theirs.abs().max().item();
-    const ok = diff.le(theirs.abs().mul(RTOL).add(ATOL_REL * scale + 1e-30)).all().item();
+    const ok = diff
+      .le(
+        theirs
+          .abs()
+          .mul(RTOL)
+          .add(ATOL_REL * scale + 1e-30),
+      )
+      .all()
+      .item();
     if (!ok) {
-      assert.fail(`${what}: max |diff| ${diff.max().item().toExponential(3)} with max |torch| ${scale.toExponential(3)}`);
+      assert.fail(
+        `${what}: max |diff| ${diff.max().item().toExponential(3)} with max |torch| ${scale.toExponential(3)}`,
+      );
     }
   });
 }
@@ -155,6 +165,7 @@ const dir = mkdtempSync(join(tmpdir(), "moco-nn-parity-"));
 const models = new Map<string, { model: ResNet; x: Tensor; target: Tensor }>();
 const held: Tensor[] = [];
 let pythonSeconds = 0;
+let pythonTimings = "";
 
 function hold<T extends Tensor>(t: T): T {
   held.push(keep(t));
@@ -173,7 +184,13 @@ before(() => {
     scope(() => save({ state_dict: model.stateDict(), x, target }, join(dir, `${c.name}.in.pt`)));
   }
   for (const c of BN_CASES) {
-    const inputs = [0, 1, 2].map((i) => hold(randn([4, 3, 5, 5]).mul(1 + i).add(i - 1)));
+    const inputs = [0, 1, 2].map((i) =>
+      hold(
+        randn([4, 3, 5, 5])
+          .mul(1 + i)
+          .add(i - 1),
+      ),
+    );
     save({ inputs }, join(dir, `${c.name}.in.pt`));
   }
   save(
@@ -190,7 +207,10 @@ before(() => {
     },
     join(dir, "split.in.pt"),
   );
-  save({ x4: hold(randn([2, 4, 9, 9])), x3: hold(randn([2, 3, 5, 4])), v: hold(randn([5, 7])) }, join(dir, "layers.in.pt"));
+  save(
+    { x4: hold(randn([2, 4, 9, 9])), x3: hold(randn([2, 3, 5, 4])), v: hold(randn([5, 7])) },
+    join(dir, "layers.in.pt"),
+  );
   const request = {
     threads: THREADS,
     cases: CASES.map((c) => ({ name: c.name, config: c.config })),
@@ -206,13 +226,14 @@ before(() => {
   pythonSeconds = (performance.now() - started) / 1000;
   if (run.error !== undefined) throw new Error(`could not run ${PYTHON} ${SCRIPT}: ${run.error.message}`);
   if (run.status !== 0) throw new Error(`${PYTHON} ${SCRIPT} exited with status ${run.status}:\n${run.stderr}`);
+  pythonTimings = run.stderr.trim();
 });
 
 after(() => {
   for (const { model } of models.values()) model.dispose();
   for (const t of held) t.dispose();
   rmSync(dir, { recursive: true, force: true });
-  console.log(`# nn_parity.py took ${pythonSeconds.toFixed(1)} s`);
+  console.log(`# nn_parity.py took ${pythonSeconds.toFixed(1)} s (${pythonTimings})`);
 });
 
 describe("ResNet parity with torchvision", () => {
@@ -258,7 +279,10 @@ describe("ResNet parity with torchvision", () => {
 });
 
 test("stateDict keys, shapes and dtypes equal torchvision's, in order (resnet18 ... resnet152)", () => {
-  const theirs = JSON.parse(readFileSync(join(dir, "keys.json"), "utf8")) as Record<string, [string, number[], string][]>;
+  const theirs = JSON.parse(readFileSync(join(dir, "keys.json"), "utf8")) as Record<
+    string,
+    [string, number[], string][]
+  >;
   for (const arch of ARCHS) {
     const model = resnet(arch);
     const ours = scope(() => [...model.stateDict()].map(([k, t]) => [k, [...t.shape], t.dtype]));
@@ -284,7 +308,7 @@ describe("torchvision -> ours", () => {
         manualSeed(seed + 1);
         const model = resnet(arch);
         try {
-          const result = model.loadStateDict(state);
+          const result = model.loadStateDict(state as Record<string, Tensor>);
           assert.deepEqual(result, { missingKeys: [], unexpectedKeys: [] });
           const ours = model.stateDict();
           assert.deepEqual([...ours.keys()], Object.keys(state));
@@ -362,7 +386,10 @@ describe("SplitBatchNorm", () => {
     scope(() => {
       const input = loadRecord(join(dir, "split.in.pt"));
       const theirs = loadRecord(join(dir, "split.out.pt"));
-      const bn = new SplitBatchNorm(6, input.splits as number, { momentum: input.momentum as number, eps: input.eps as number });
+      const bn = new SplitBatchNorm(6, input.splits as number, {
+        momentum: input.momentum as number,
+        eps: input.eps as number,
+      });
       try {
         noGrad(() => {
           bn.weight?.copy_(input.weight as Tensor);
@@ -372,7 +399,9 @@ describe("SplitBatchNorm", () => {
         });
         const x = (input.x as Tensor).clone().requiresGrad_();
         const y = bn.forward(x);
-        y.mul(input.upstream as Tensor).sum().backward();
+        y.mul(input.upstream as Tensor)
+          .sum()
+          .backward();
         expectClose(y, theirs.out, "output");
         expectClose(x.grad, theirs.grad_x, "grad of the input");
         expectClose(bn.weight?.grad ?? null, theirs.grad_weight, "grad of weight");

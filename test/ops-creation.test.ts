@@ -8,14 +8,26 @@ const exact = { rtol: 0, atol: 0 };
 
 crossCheck("creation: filled tensors, ranges and eye", [
   op({ name: "zeros", expr: "torch.zeros(2, 3)", ours: () => torch.zeros([2, 3]) }),
-  op({ name: "zeros int64", expr: "torch.zeros(4, dtype=torch.int64)", ours: () => torch.zeros(4, { dtype: "int64" }) }),
+  op({
+    name: "zeros int64",
+    expr: "torch.zeros(4, dtype=torch.int64)",
+    ours: () => torch.zeros(4, { dtype: "int64" }),
+  }),
   op({ name: "zeros 0-d", expr: "torch.zeros(())", ours: () => torch.zeros([]) }),
-  op({ name: "ones float64", expr: "torch.ones(2, 2, dtype=torch.float64)", ours: () => torch.ones([2, 2], { dtype: "float64" }) }),
+  op({
+    name: "ones float64",
+    expr: "torch.ones(2, 2, dtype=torch.float64)",
+    ours: () => torch.ones([2, 2], { dtype: "float64" }),
+  }),
   op({ name: "ones bool", expr: "torch.ones(3, dtype=torch.bool)", ours: () => torch.ones([3], { dtype: "bool" }) }),
   op({ name: "full float", expr: "torch.full((2, 3), 3.5)", ours: () => torch.full([2, 3], 3.5) }),
   op({ name: "full int infers int64", expr: "torch.full((2,), 7)", ours: () => torch.full([2], 7) }),
   op({ name: "full bool", expr: "torch.full((2,), True)", ours: () => torch.full([2], true) }),
-  op({ name: "full uint8", expr: "torch.full((3,), 200, dtype=torch.uint8)", ours: () => torch.full([3], 200, { dtype: "uint8" }) }),
+  op({
+    name: "full uint8",
+    expr: "torch.full((3,), 200, dtype=torch.uint8)",
+    ours: () => torch.full([3], 200, { dtype: "uint8" }),
+  }),
   op({
     name: "empty: shape and dtype",
     expr: "(list(torch.empty(2, 5, dtype=torch.int32).shape), torch.empty(2, 5, dtype=torch.int32).dtype, torch.empty(3).dtype)",
@@ -35,7 +47,11 @@ crossCheck("creation: filled tensors, ranges and eye", [
     expr: "torch.arange(0, 2, 0.25, dtype=torch.float64)",
     ours: () => torch.arange(0, 2, 0.25, { dtype: "float64" }),
   }),
-  op({ name: "arange int32", expr: "torch.arange(6, dtype=torch.int32)", ours: () => torch.arange(6, undefined, 1, { dtype: "int32" }) }),
+  op({
+    name: "arange int32",
+    expr: "torch.arange(6, dtype=torch.int32)",
+    ours: () => torch.arange(6, undefined, 1, { dtype: "int32" }),
+  }),
   op({ name: "linspace", expr: "torch.linspace(0, 1, 5)", ours: () => torch.linspace(0, 1, 5) }),
   op({ name: "linspace 7 steps", expr: "torch.linspace(-2, 3, 7)", ours: () => torch.linspace(-2, 3, 7) }),
   op({
@@ -46,8 +62,17 @@ crossCheck("creation: filled tensors, ranges and eye", [
   op({ name: "linspace one step", expr: "torch.linspace(2, 5, 1)", ours: () => torch.linspace(2, 5, 1) }),
   op({ name: "eye", expr: "torch.eye(3)", ours: () => torch.eye(3) }),
   op({ name: "eye rectangular", expr: "torch.eye(2, 4)", ours: () => torch.eye(2, 4) }),
-  op({ name: "eye int64", expr: "torch.eye(3, 2, dtype=torch.int64)", ours: () => torch.eye(3, 2, { dtype: "int64" }) }),
-  op({ name: "zerosLike/onesLike", expr: "(torch.zeros_like(x), torch.ones_like(x))", inputs: { x: torch.eye(2, 3, { dtype: "int32" }) }, ours: ({ x }) => [torch.zerosLike(x), torch.onesLike(x)] }),
+  op({
+    name: "eye int64",
+    expr: "torch.eye(3, 2, dtype=torch.int64)",
+    ours: () => torch.eye(3, 2, { dtype: "int64" }),
+  }),
+  op({
+    name: "zerosLike/onesLike",
+    expr: "(torch.zeros_like(x), torch.ones_like(x))",
+    inputs: { x: torch.eye(2, 3, { dtype: "int32" }) },
+    ours: ({ x }) => [torch.zerosLike(x), torch.onesLike(x)],
+  }),
 ]);
 
 crossCheck("creation: from JS data and typed arrays", [
@@ -81,16 +106,37 @@ crossCheck("creation: from JS data and typed arrays", [
     expr: "torch.tensor([True, False, True])",
     ours: () => torch.fromTypedArray(new Uint8Array([1, 0, 1]), [3], "bool"),
   }),
-  op({ name: "tensor() nested ints", expr: "torch.tensor([[1, 2], [3, -4]])", ours: () => torch.tensor([[1, 2], [3, -4]]) }),
+  op({
+    name: "tensor() nested ints",
+    expr: "torch.tensor([[1, 2], [3, -4]])",
+    ours: () =>
+      torch.tensor([
+        [1, 2],
+        [3, -4],
+      ]),
+  }),
   op({ name: "tensor() floats", expr: "torch.tensor([[1.5], [2.0]])", ours: () => torch.tensor([[1.5], [2]]) }),
   op({ name: "tensor() bools", expr: "torch.tensor([True, False])", ours: () => torch.tensor([true, false]) }),
   op({ name: "tensor() scalar", expr: "torch.tensor(3.25)", ours: () => torch.tensor(3.25) }),
-  op({ name: "tensor() with dtype", expr: "torch.tensor([1, 2], dtype=torch.float64)", ours: () => torch.tensor([1, 2], { dtype: "float64" }) }),
-  op({ name: "tensor() 0.1 rounds like Python", expr: "torch.tensor([0.1, 1/3])", ours: () => torch.tensor([0.1, 1 / 3]) }),
+  op({
+    name: "tensor() with dtype",
+    expr: "torch.tensor([1, 2], dtype=torch.float64)",
+    ours: () => torch.tensor([1, 2], { dtype: "float64" }),
+  }),
+  op({
+    name: "tensor() 0.1 rounds like Python",
+    expr: "torch.tensor([0.1, 1/3])",
+    ours: () => torch.tensor([0.1, 1 / 3]),
+  }),
   op({
     name: "to Float32Array (non-contiguous source)",
     expr: "x.t().contiguous().flatten().tolist()",
-    inputs: { x: torch.tensor([[0.5, -1.25, 3], [4, 5, 6.5]]) },
+    inputs: {
+      x: torch.tensor([
+        [0.5, -1.25, 3],
+        [4, 5, 6.5],
+      ]),
+    },
     ours: ({ x }) => {
       const data = x.t().toTypedArray();
       assert.ok(data instanceof Float32Array);
@@ -119,7 +165,10 @@ crossCheck("creation: from JS data and typed arrays", [
     name: "to BigInt64Array (exact beyond 2^53)",
     expr: "[str(v) for v in (torch.tensor([2**62 + 1, -3]) * 1).tolist()]",
     ours: () => {
-      const data = torch.fromTypedArray(new BigInt64Array([2n ** 62n + 1n, -3n])).mul(1).toTypedArray();
+      const data = torch
+        .fromTypedArray(new BigInt64Array([2n ** 62n + 1n, -3n]))
+        .mul(1)
+        .toTypedArray();
       assert.ok(data instanceof BigInt64Array);
       return Array.from(data, String);
     },
@@ -134,19 +183,57 @@ crossCheck("creation: from JS data and typed arrays", [
       return [Array.from(u), Array.from(b)];
     },
   }),
-  op({ name: "toArray/tolist", expr: "x.tolist()", inputs: { x: torch.arange(6).reshape(2, 3) }, ours: ({ x }) => x.tolist() }),
-  op({ name: "item float32", expr: "x.sum().item()", inputs: { x: torch.tensor([0.1, 0.2, 0.3]) }, ours: ({ x }) => x.sum().item(), tol: exact }),
-  op({ name: "item int64", expr: "x.max().item()", inputs: { x: torch.tensor([3, 17, -2]) }, ours: ({ x }) => x.max().item() }),
-  op({ name: "item float64", expr: "x.item()", inputs: { x: torch.tensor([1 / 3], { dtype: "float64" }) }, ours: ({ x }) => x.item(), tol: exact }),
-  op({ name: "item bool (as a number)", expr: "int(x.any().item())", inputs: { x: torch.tensor([false, true]) }, ours: ({ x }) => x.any().item() }),
+  op({
+    name: "toArray/tolist",
+    expr: "x.tolist()",
+    inputs: { x: torch.arange(6).reshape(2, 3) },
+    ours: ({ x }) => x.tolist(),
+  }),
+  op({
+    name: "item float32",
+    expr: "x.sum().item()",
+    inputs: { x: torch.tensor([0.1, 0.2, 0.3]) },
+    ours: ({ x }) => x.sum().item(),
+    tol: exact,
+  }),
+  op({
+    name: "item int64",
+    expr: "x.max().item()",
+    inputs: { x: torch.tensor([3, 17, -2]) },
+    ours: ({ x }) => x.max().item(),
+  }),
+  op({
+    name: "item float64",
+    expr: "x.item()",
+    inputs: { x: torch.tensor([1 / 3], { dtype: "float64" }) },
+    ours: ({ x }) => x.item(),
+    tol: exact,
+  }),
+  op({
+    name: "item bool (as a number)",
+    expr: "int(x.any().item())",
+    inputs: { x: torch.tensor([false, true]) },
+    ours: ({ x }) => x.any().item(),
+  }),
   op({
     name: "shape, dtype and device",
     expr: "[(list(t.shape), t.dtype, str(t.device), t.dim(), t.numel()) for t in (x, x.float(), x.double(), x.int(), x.long(), x.bool(), x.to(torch.float16))]",
     inputs: { x: torch.arange(24).reshape(2, 3, 4) },
     ours: ({ x }) =>
-      [x, x.float(), x.double(), x.int(), x.long(), x.bool(), x.to("float16")].map((t) => [[...t.shape], t.dtype, t.device, t.ndim, t.numel]),
+      [x, x.float(), x.double(), x.int(), x.long(), x.bool(), x.to("float16")].map((t) => [
+        [...t.shape],
+        t.dtype,
+        t.device,
+        t.ndim,
+        t.numel,
+      ]),
   }),
-  op({ name: "strides of a transpose", expr: "list(x.transpose(0, 2).stride())", inputs: { x: torch.zeros([2, 3, 4]) }, ours: ({ x }) => [...x.transpose(0, 2).strides] }),
+  op({
+    name: "strides of a transpose",
+    expr: "list(x.transpose(0, 2).stride())",
+    inputs: { x: torch.zeros([2, 3, 4]) },
+    ours: ({ x }) => [...x.transpose(0, 2).strides],
+  }),
 ]);
 
 // Same engine (mt19937 in libtorch's CPU generator), same seed: the streams must match bit for bit.
@@ -261,7 +348,10 @@ describe("creation: random ranges and dtypes", () => {
     torch.scope(() => {
       const p = torch.randperm(1000);
       assert.equal(p.dtype, "int64");
-      assert.deepEqual(p.sort().values.toArray(), Array.from({ length: 1000 }, (_, i) => i));
+      assert.deepEqual(
+        p.sort().values.toArray(),
+        Array.from({ length: 1000 }, (_, i) => i),
+      );
       assert.equal(torch.randperm(0).numel, 0);
     });
   });

@@ -107,7 +107,8 @@ crossCheck("nn: batch norm", [
     name: "batchNorm training momentum 0.3 eps 1e-3",
     expr: "F.batch_norm(x, rm, rv, g, b, training=True, momentum=0.3, eps=1e-3)",
     inputs: { x: bnIn, rm: runMean, rv: runVar, g: gamma, b: beta },
-    ours: ({ x, rm, rv, g, b }) => F.batchNorm(x, rm, rv, { weight: g, bias: b, training: true, momentum: 0.3, eps: 1e-3 }),
+    ours: ({ x, rm, rv, g, b }) =>
+      F.batchNorm(x, rm, rv, { weight: g, bias: b, training: true, momentum: 0.3, eps: 1e-3 }),
     grad: ["x", "g", "b"],
     after: ["rm", "rv"],
   }),
@@ -137,11 +138,35 @@ crossCheck("nn: batch norm", [
 ]);
 
 crossCheck("nn: linear, activations, pooling, softmax", [
-  op({ name: "linear", expr: "F.linear(x, w, b)", inputs: { x: feats, w: lw, b: lb }, ours: ({ x, w, b }) => F.linear(x, w, b), grad: ["x", "w", "b"] }),
-  op({ name: "linear no bias", expr: "F.linear(x, w)", inputs: { x: feats, w: lw }, ours: ({ x, w }) => F.linear(x, w), grad: ["x", "w"] }),
-  op({ name: "linear 3-d input", expr: "F.linear(x, w, b)", inputs: { x: feats3d, w: lw, b: lb }, ours: ({ x, w, b }) => F.linear(x, w, b), grad: ["x", "w", "b"] }),
+  op({
+    name: "linear",
+    expr: "F.linear(x, w, b)",
+    inputs: { x: feats, w: lw, b: lb },
+    ours: ({ x, w, b }) => F.linear(x, w, b),
+    grad: ["x", "w", "b"],
+  }),
+  op({
+    name: "linear no bias",
+    expr: "F.linear(x, w)",
+    inputs: { x: feats, w: lw },
+    ours: ({ x, w }) => F.linear(x, w),
+    grad: ["x", "w"],
+  }),
+  op({
+    name: "linear 3-d input",
+    expr: "F.linear(x, w, b)",
+    inputs: { x: feats3d, w: lw, b: lb },
+    ours: ({ x, w, b }) => F.linear(x, w, b),
+    grad: ["x", "w", "b"],
+  }),
   op({ name: "relu", expr: "F.relu(x)", inputs: { x: small }, ours: ({ x }) => F.relu(x), grad: ["x"] }),
-  op({ name: "maxPool2d 2", expr: "F.max_pool2d(x, 2)", inputs: { x: small }, ours: ({ x }) => F.maxPool2d(x, 2), grad: ["x"] }),
+  op({
+    name: "maxPool2d 2",
+    expr: "F.max_pool2d(x, 2)",
+    inputs: { x: small },
+    ours: ({ x }) => F.maxPool2d(x, 2),
+    grad: ["x"],
+  }),
   op({
     name: "maxPool2d 3 stride 2 padding 1",
     expr: "F.max_pool2d(x, 3, stride=2, padding=1)",
@@ -160,10 +185,19 @@ crossCheck("nn: linear, activations, pooling, softmax", [
     name: "avgPool2d",
     expr: "(F.avg_pool2d(x, 2), F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False, ceil_mode=True))",
     inputs: { x: small },
-    ours: ({ x }) => [F.avgPool2d(x, 2), F.avgPool2d(x, 3, { stride: 2, padding: 1, countIncludePad: false, ceilMode: true })],
+    ours: ({ x }) => [
+      F.avgPool2d(x, 2),
+      F.avgPool2d(x, 3, { stride: 2, padding: 1, countIncludePad: false, ceilMode: true }),
+    ],
     grad: ["x"],
   }),
-  op({ name: "adaptiveAvgPool2d 1", expr: "F.adaptive_avg_pool2d(x, 1)", inputs: { x: small }, ours: ({ x }) => F.adaptiveAvgPool2d(x, 1), grad: ["x"] }),
+  op({
+    name: "adaptiveAvgPool2d 1",
+    expr: "F.adaptive_avg_pool2d(x, 1)",
+    inputs: { x: small },
+    ours: ({ x }) => F.adaptiveAvgPool2d(x, 1),
+    grad: ["x"],
+  }),
   op({
     name: "adaptiveAvgPool2d uneven",
     expr: "F.adaptive_avg_pool2d(x, (3, 4))",
@@ -171,18 +205,73 @@ crossCheck("nn: linear, activations, pooling, softmax", [
     ours: ({ x }) => F.adaptiveAvgPool2d(x, [3, 4]),
     grad: ["x"],
   }),
-  op({ name: "softmax dim 1", expr: "F.softmax(x, 1)", inputs: { x: logits }, ours: ({ x }) => F.softmax(x, 1), grad: ["x"] }),
-  op({ name: "softmax dim 0", expr: "x.softmax(0)", inputs: { x: logits }, ours: ({ x }) => x.softmax(0), grad: ["x"] }),
-  op({ name: "logSoftmax", expr: "F.log_softmax(x, -1)", inputs: { x: small }, ours: ({ x }) => F.logSoftmax(x, -1), grad: ["x"] }),
-  op({ name: "logSoftmax large logits", expr: "F.log_softmax(x * 50, 1)", inputs: { x: logits }, ours: ({ x }) => F.logSoftmax(x.mul(50), 1), grad: ["x"] }),
-  op({ name: "dropout after seed", setup: "torch.manual_seed(77)", expr: "F.dropout(x, 0.3)", inputs: { x: small }, ours: ({ x }) => (torch.manualSeed(77), F.dropout(x, 0.3)), grad: ["x"] }),
-  op({ name: "dropout eval is identity", expr: "F.dropout(x, 0.3, training=False)", inputs: { x: small }, ours: ({ x }) => F.dropout(x, 0.3, false), grad: ["x"] }),
+  op({
+    name: "softmax dim 1",
+    expr: "F.softmax(x, 1)",
+    inputs: { x: logits },
+    ours: ({ x }) => F.softmax(x, 1),
+    grad: ["x"],
+  }),
+  op({
+    name: "softmax dim 0",
+    expr: "x.softmax(0)",
+    inputs: { x: logits },
+    ours: ({ x }) => x.softmax(0),
+    grad: ["x"],
+  }),
+  op({
+    name: "logSoftmax",
+    expr: "F.log_softmax(x, -1)",
+    inputs: { x: small },
+    ours: ({ x }) => F.logSoftmax(x, -1),
+    grad: ["x"],
+  }),
+  op({
+    name: "logSoftmax large logits",
+    expr: "F.log_softmax(x * 50, 1)",
+    inputs: { x: logits },
+    ours: ({ x }) => F.logSoftmax(x.mul(50), 1),
+    grad: ["x"],
+  }),
+  op({
+    name: "dropout after seed",
+    setup: "torch.manual_seed(77)",
+    expr: "F.dropout(x, 0.3)",
+    inputs: { x: small },
+    ours: ({ x }) => (torch.manualSeed(77), F.dropout(x, 0.3)),
+    grad: ["x"],
+  }),
+  op({
+    name: "dropout eval is identity",
+    expr: "F.dropout(x, 0.3, training=False)",
+    inputs: { x: small },
+    ours: ({ x }) => F.dropout(x, 0.3, false),
+    grad: ["x"],
+  }),
 ]);
 
 crossCheck("nn: losses and normalize", [
-  op({ name: "crossEntropy mean", expr: "F.cross_entropy(x, t)", inputs: { x: logits, t: target }, ours: ({ x, t }) => F.crossEntropy(x, t), grad: ["x"] }),
-  op({ name: "crossEntropy sum", expr: "F.cross_entropy(x, t, reduction='sum')", inputs: { x: logits, t: target }, ours: ({ x, t }) => F.crossEntropy(x, t, { reduction: "sum" }), grad: ["x"] }),
-  op({ name: "crossEntropy none", expr: "F.cross_entropy(x, t, reduction='none')", inputs: { x: logits, t: target }, ours: ({ x, t }) => F.crossEntropy(x, t, { reduction: "none" }), grad: ["x"] }),
+  op({
+    name: "crossEntropy mean",
+    expr: "F.cross_entropy(x, t)",
+    inputs: { x: logits, t: target },
+    ours: ({ x, t }) => F.crossEntropy(x, t),
+    grad: ["x"],
+  }),
+  op({
+    name: "crossEntropy sum",
+    expr: "F.cross_entropy(x, t, reduction='sum')",
+    inputs: { x: logits, t: target },
+    ours: ({ x, t }) => F.crossEntropy(x, t, { reduction: "sum" }),
+    grad: ["x"],
+  }),
+  op({
+    name: "crossEntropy none",
+    expr: "F.cross_entropy(x, t, reduction='none')",
+    inputs: { x: logits, t: target },
+    ours: ({ x, t }) => F.crossEntropy(x, t, { reduction: "none" }),
+    grad: ["x"],
+  }),
   op({
     name: "crossEntropy label smoothing mean",
     expr: "F.cross_entropy(x, t, label_smoothing=0.1)",
@@ -232,7 +321,10 @@ crossCheck("nn: losses and normalize", [
     name: "crossEntropy class weights",
     expr: "(F.cross_entropy(x, t, weight=cw), F.cross_entropy(x, t, weight=cw, label_smoothing=0.1))",
     inputs: { x: logits, t: target, cw: classWeight },
-    ours: ({ x, t, cw }) => [F.crossEntropy(x, t, { weight: cw }), F.crossEntropy(x, t, { weight: cw, labelSmoothing: 0.1 })],
+    ours: ({ x, t, cw }) => [
+      F.crossEntropy(x, t, { weight: cw }),
+      F.crossEntropy(x, t, { weight: cw, labelSmoothing: 0.1 }),
+    ],
     grad: ["x"],
   }),
   op({
@@ -260,7 +352,10 @@ crossCheck("nn: losses and normalize", [
     name: "nllLoss",
     expr: "(F.nll_loss(F.log_softmax(x, 1), t), F.nll_loss(F.log_softmax(x, 1), t, weight=cw, reduction='sum'))",
     inputs: { x: logits, t: targetIgnored, cw: classWeight },
-    ours: ({ x, t, cw }) => [F.nllLoss(F.logSoftmax(x, 1), t), F.nllLoss(F.logSoftmax(x, 1), t, { weight: cw, reduction: "sum" })],
+    ours: ({ x, t, cw }) => [
+      F.nllLoss(F.logSoftmax(x, 1), t),
+      F.nllLoss(F.logSoftmax(x, 1), t, { weight: cw, reduction: "sum" }),
+    ],
     grad: ["x"],
   }),
   op({
@@ -271,15 +366,28 @@ crossCheck("nn: losses and normalize", [
     grad: ["x", "p"],
   }),
   op({ name: "normalize", expr: "F.normalize(x)", inputs: { x: feats }, ours: ({ x }) => F.normalize(x), grad: ["x"] }),
-  op({ name: "normalize p1 dim 0", expr: "F.normalize(x, p=1, dim=0)", inputs: { x: feats }, ours: ({ x }) => F.normalize(x, { p: 1, dim: 0 }), grad: ["x"] }),
+  op({
+    name: "normalize p1 dim 0",
+    expr: "F.normalize(x, p=1, dim=0)",
+    inputs: { x: feats },
+    ours: ({ x }) => F.normalize(x, { p: 1, dim: 0 }),
+    grad: ["x"],
+  }),
   op({
     name: "normalize eps clamps tiny rows",
     expr: "F.normalize(x * torch.tensor([[1.0], [1e-6], [1.0], [0.0], [1.0]]), eps=1e-3)",
     inputs: { x: feats },
-    ours: ({ x }) => F.normalize(x.mul(torch.tensor([[1], [1e-6], [1], [0], [1]], { dtype: "float32" })), { eps: 1e-3 }),
+    ours: ({ x }) =>
+      F.normalize(x.mul(torch.tensor([[1], [1e-6], [1], [0], [1]], { dtype: "float32" })), { eps: 1e-3 }),
     grad: ["x"],
   }),
-  op({ name: "normalize 4-d dim 1", expr: "F.normalize(x, dim=1)", inputs: { x: small }, ours: ({ x }) => F.normalize(x, { dim: 1 }), grad: ["x"] }),
+  op({
+    name: "normalize 4-d dim 1",
+    expr: "F.normalize(x, dim=1)",
+    inputs: { x: small },
+    ours: ({ x }) => F.normalize(x, { dim: 1 }),
+    grad: ["x"],
+  }),
 ]);
 
 crossCheck("nn: interpolate, gridSample, affineGrid, pad", [
@@ -388,7 +496,13 @@ crossCheck("nn: interpolate, gridSample, affineGrid, pad", [
     ours: ({ x, t }) => F.gridSample(x, F.affineGrid(t, [2, 3, 4, 4])),
     grad: ["x", "t"],
   }),
-  op({ name: "pad constant", expr: "F.pad(x, (1, 2))", inputs: { x: small }, ours: ({ x }) => F.pad(x, [1, 2]), grad: ["x"] }),
+  op({
+    name: "pad constant",
+    expr: "F.pad(x, (1, 2))",
+    inputs: { x: small },
+    ours: ({ x }) => F.pad(x, [1, 2]),
+    grad: ["x"],
+  }),
   op({
     name: "pad constant value 4 sides",
     expr: "F.pad(x, (1, 1, 2, 0), value=0.5)",
@@ -396,7 +510,13 @@ crossCheck("nn: interpolate, gridSample, affineGrid, pad", [
     ours: ({ x }) => F.pad(x, [1, 1, 2, 0], { value: 0.5 }),
     grad: ["x"],
   }),
-  op({ name: "pad constant negative crops", expr: "F.pad(x, (-1, 2, 0, -2))", inputs: { x: small }, ours: ({ x }) => F.pad(x, [-1, 2, 0, -2]), grad: ["x"] }),
+  op({
+    name: "pad constant negative crops",
+    expr: "F.pad(x, (-1, 2, 0, -2))",
+    inputs: { x: small },
+    ours: ({ x }) => F.pad(x, [-1, 2, 0, -2]),
+    grad: ["x"],
+  }),
   op({
     name: "pad reflect 2-d",
     expr: "F.pad(x, (2, 1, 1, 2), mode='reflect')",
@@ -411,7 +531,25 @@ crossCheck("nn: interpolate, gridSample, affineGrid, pad", [
     ours: ({ x }) => F.pad(x, [3, 0, 1, 2], { mode: "replicate" }),
     grad: ["x"],
   }),
-  op({ name: "pad reflect 1-d", expr: "F.pad(x, (2, 3), mode='reflect')", inputs: { x: seq }, ours: ({ x }) => F.pad(x, [2, 3], { mode: "reflect" }), grad: ["x"] }),
-  op({ name: "pad replicate 1-d", expr: "F.pad(x, (1, 4), mode='replicate')", inputs: { x: seq }, ours: ({ x }) => F.pad(x, [1, 4], { mode: "replicate" }), grad: ["x"] }),
-  op({ name: "pad reflect too wide throws", expr: "F.pad(x, (8, 0), mode='reflect')", inputs: { x: seq }, ours: ({ x }) => F.pad(x, [8, 0], { mode: "reflect" }), throws: true }),
+  op({
+    name: "pad reflect 1-d",
+    expr: "F.pad(x, (2, 3), mode='reflect')",
+    inputs: { x: seq },
+    ours: ({ x }) => F.pad(x, [2, 3], { mode: "reflect" }),
+    grad: ["x"],
+  }),
+  op({
+    name: "pad replicate 1-d",
+    expr: "F.pad(x, (1, 4), mode='replicate')",
+    inputs: { x: seq },
+    ours: ({ x }) => F.pad(x, [1, 4], { mode: "replicate" }),
+    grad: ["x"],
+  }),
+  op({
+    name: "pad reflect too wide throws",
+    expr: "F.pad(x, (8, 0), mode='reflect')",
+    inputs: { x: seq },
+    ours: ({ x }) => F.pad(x, [8, 0], { mode: "reflect" }),
+    throws: true,
+  }),
 ]);

@@ -1,11 +1,13 @@
-export { MoCo, type ContrastiveLogits, type EncoderFactory, type MoCoOptions, type MoCoOutput } from "./moco.js";
+export { MoCo, type EncoderFactory, type MoCoOptions, type MoCoOutput } from "./moco.js";
 export {
+  contrastiveLogits,
   dequeueAndEnqueue,
   momentumUpdate,
   noShuffle,
   singleProcessGather,
   singleProcessShuffle,
   type BatchShuffle,
+  type ContrastiveLogits,
   type KeyGather,
 } from "./mechanisms.js";
 export {

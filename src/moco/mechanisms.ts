@@ -1,7 +1,26 @@
 // The mechanisms of MoCo, one small helper each, all without gradients and updating in place
 // (He et al., "Momentum Contrast for Unsupervised Visual Representation Learning", arXiv 1911.05722).
 import type { Module } from "../nn/index.js";
-import { noGrad, randperm, type Tensor } from "../torch/index.js";
+import { cat, noGrad, randperm, zeros, type Tensor } from "../torch/index.js";
+
+/** Logits N×(1+K) and the index of the positive (0) for each of the N queries. */
+export interface ContrastiveLogits {
+  logits: Tensor;
+  labels: Tensor;
+}
+
+/**
+ * Eq. (1)'s logits: for unit queries q (N×C), their positive keys k (N×C) and the queue of negatives
+ * (C×K), [q·k+, q·queue] / T, with the positive at index 0 of each row.
+ */
+export function contrastiveLogits(q: Tensor, k: Tensor, queue: Tensor, T: number): ContrastiveLogits {
+  const lPos = q.mul(k).sum(1, true); // positive logits: N×1
+  const lNeg = q.mm(queue); // negative logits: N×K
+  const joined = cat([lPos, lNeg], 1); // logits: N×(1+K)
+  const logits = joined.div(T);
+  for (const t of [lPos, lNeg, joined]) t.dispose();
+  return { logits, labels: zeros([q.shape[0] ?? 0], { dtype: "int64" }) };
+}
 
 /** Eq. (2): θk ← m·θk + (1 − m)·θq, for parameters only (BN buffers keep their own statistics). */
 export function momentumUpdate(keyEncoder: Module, queryEncoder: Module, m: number): void {

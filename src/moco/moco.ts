@@ -5,20 +5,16 @@
 import { Linear, Module, ReLU, ResNet, Sequential } from "../nn/index.js";
 import { F, cat, noGrad, randn, zeros, type Tensor } from "../torch/index.js";
 import {
+  contrastiveLogits,
   dequeueAndEnqueue,
   momentumUpdate,
   singleProcessGather,
   singleProcessShuffle,
   type BatchShuffle,
+  type ContrastiveLogits,
   type KeyGather,
 } from "./mechanisms.js";
 import { checkMoCoSettings, type MoCoSettings } from "./settings.js";
-
-/** Logits N×(1+K) and the index of the positive (0) for each of the N queries. */
-export interface ContrastiveLogits {
-  logits: Tensor;
-  labels: Tensor;
-}
 
 /** One pair per direction: [q1·k2] alone, or [q1·k2, q2·k1] with the symmetric loss. */
 export type MoCoOutput = ContrastiveLogits[];
@@ -107,16 +103,12 @@ export class MoCo extends Module<[Tensor, Tensor], MoCoOutput> {
   private contrast(imQ: Tensor, imK: Tensor): { output: ContrastiveLogits; keys: Tensor } {
     const q = this.encodeQueries(imQ); // queries: N×C
     const k = this.encodeKeys(imK); // keys: N×C, no gradient
-    const { T } = this.settings;
-    const lPos = q.mul(k).sum(1, true); // positive logits: N×1
-    // Negative logits: N×K. A copy of the queue, because enqueueing overwrites it before backward.
-    const negatives = this.queue.clone();
-    const lNeg = q.mm(negatives);
-    const joined = cat([lPos, lNeg], 1); // logits: N×(1+K)
-    const logits = joined.div(T);
-    const labels = zeros([q.shape[0] ?? 0], { dtype: "int64" }); // positives are the 0-th
-    for (const t of [q, lPos, negatives, lNeg, joined]) t.dispose();
-    return { output: { logits, labels }, keys: k };
+    // The queue is copied: enqueueing overwrites it in place before the backward pass needs it.
+    const negatives = this.queue.clone(); // C×K
+    const output = contrastiveLogits(q, k, negatives, this.settings.T);
+    q.dispose();
+    negatives.dispose();
+    return { output, keys: k };
   }
 
   private encodeQueries(images: Tensor): Tensor {

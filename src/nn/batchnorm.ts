@@ -29,7 +29,9 @@ function checkBatch(input: Tensor, op: string): void {
   const shape = input.shape;
   const perChannel = (shape[0] as number) * shape.slice(2).reduce((a, b) => a * b, 1);
   if (perChannel === 1) {
-    throw new RangeError(`${op}: expected more than 1 value per channel when training, got input of shape [${shape.join(", ")}]`);
+    throw new RangeError(
+      `${op}: expected more than 1 value per channel when training, got input of shape [${shape.join(", ")}]`,
+    );
   }
 }
 
@@ -113,7 +115,7 @@ export class BatchNorm2d extends Module {
     if (this.training && this.trackRunningStats) {
       const nbt = this.numBatchesTracked;
       if (nbt !== null) {
-        noGrad(() => nbt.add_(1));
+        nbt.add_(1); // a buffer: no autograd involved
         factor = this.momentum ?? 1 / nbt.item();
       }
     }
@@ -151,7 +153,8 @@ export class SplitBatchNorm extends BatchNorm2d {
     if (!Number.isSafeInteger(numSplits) || numSplits < 1) {
       throw new RangeError(`SplitBatchNorm: numSplits must be a positive integer, got ${numSplits}`);
     }
-    if (this.momentum === null) throw new RangeError("SplitBatchNorm: momentum must be a number (null is not supported)");
+    if (this.momentum === null)
+      throw new RangeError("SplitBatchNorm: momentum must be a number (null is not supported)");
     this.numSplits = numSplits;
   }
 
@@ -163,7 +166,9 @@ export class SplitBatchNorm extends BatchNorm2d {
     const s = this.numSplits;
     if (n % s !== 0) throw new RangeError(`${op}: the batch size (${n}) must be divisible by numSplits (${s})`);
     if ((n / s) * h * w === 1) {
-      throw new RangeError(`${op}: expected more than 1 value per channel in each split, got input of shape [${n}, ${c}, ${h}, ${w}] and ${s} splits`);
+      throw new RangeError(
+        `${op}: expected more than 1 value per channel in each split, got input of shape [${n}, ${c}, ${h}, ${w}] and ${s} splits`,
+      );
     }
     const mean = this.runningMean;
     const variance = this.runningVar;

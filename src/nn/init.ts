@@ -11,7 +11,9 @@ export type Nonlinearity = "linear" | "conv2d" | "sigmoid" | "tanh" | "relu" | "
 export function calculateFanInAndFanOut(tensor: Tensor): [number, number] {
   const shape = tensor.shape;
   if (shape.length < 2) {
-    throw new RangeError("calculateFanInAndFanOut: fan in and fan out can not be computed for a tensor with fewer than 2 dimensions");
+    throw new RangeError(
+      "calculateFanInAndFanOut: fan in and fan out can not be computed for a tensor with fewer than 2 dimensions",
+    );
   }
   const receptive = shape.slice(2).reduce((a, b) => a * b, 1);
   return [(shape[1] as number) * receptive, (shape[0] as number) * receptive];
@@ -53,14 +55,18 @@ export interface KaimingOptions {
 
 /** U(-bound, bound), bound = gain * sqrt(3 / fan), as torch.nn.init.kaiming_uniform_. */
 export function kaimingUniform_(tensor: Tensor, options: KaimingOptions = {}): Tensor {
-  const std = calculateGain(options.nonlinearity ?? "leaky_relu", options.a ?? 0) / Math.sqrt(fan(tensor, options.mode ?? "fan_in"));
+  const std =
+    calculateGain(options.nonlinearity ?? "leaky_relu", options.a ?? 0) /
+    Math.sqrt(fan(tensor, options.mode ?? "fan_in"));
   const bound = Math.sqrt(3.0) * std;
   return noGrad(() => tensor.uniform_(-bound, bound));
 }
 
 /** N(0, std²), std = gain / sqrt(fan), as torch.nn.init.kaiming_normal_. */
 export function kaimingNormal_(tensor: Tensor, options: KaimingOptions = {}): Tensor {
-  const std = calculateGain(options.nonlinearity ?? "leaky_relu", options.a ?? 0) / Math.sqrt(fan(tensor, options.mode ?? "fan_in"));
+  const std =
+    calculateGain(options.nonlinearity ?? "leaky_relu", options.a ?? 0) /
+    Math.sqrt(fan(tensor, options.mode ?? "fan_in"));
   return noGrad(() => tensor.normal_(0, std));
 }
 

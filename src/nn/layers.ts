@@ -9,7 +9,9 @@ export type Pair = number | readonly [number, number];
 function pairOf(value: Pair, what: string, op: string): readonly [number, number] {
   const p: readonly number[] = typeof value === "number" ? [value, value] : value;
   if (p.length !== 2 || !p.every((v) => Number.isSafeInteger(v) && v >= 0)) {
-    throw new RangeError(`${op}: ${what} must be a non-negative integer or a pair of them, got ${JSON.stringify(value)}`);
+    throw new RangeError(
+      `${op}: ${what} must be a non-negative integer or a pair of them, got ${JSON.stringify(value)}`,
+    );
   }
   return Object.freeze([p[0] as number, p[1] as number]);
 }
@@ -60,10 +62,12 @@ export class Conv2d extends Module {
     if (this.kernelSize.includes(0) || this.stride.includes(0) || this.dilation.includes(0)) {
       throw new RangeError(`${op}: kernelSize, stride and dilation must be positive`);
     }
-    if (inChannels % this.groups !== 0) throw new RangeError(`${op}: inChannels (${inChannels}) must be divisible by groups (${this.groups})`);
-    if (outChannels % this.groups !== 0) throw new RangeError(`${op}: outChannels (${outChannels}) must be divisible by groups (${this.groups})`);
+    if (inChannels % this.groups !== 0)
+      throw new RangeError(`${op}: inChannels (${inChannels}) must be divisible by groups (${this.groups})`);
+    if (outChannels % this.groups !== 0)
+      throw new RangeError(`${op}: outChannels (${outChannels}) must be divisible by groups (${this.groups})`);
     this.registerParameter("weight", empty([outChannels, inChannels / this.groups, ...this.kernelSize]));
-    this.registerParameter("bias", options.bias ?? true ? empty([outChannels]) : null);
+    this.registerParameter("bias", (options.bias ?? true) ? empty([outChannels]) : null);
     this.resetParameters();
   }
 
@@ -119,7 +123,7 @@ export class Linear extends Module {
     this.inFeatures = positiveInt(inFeatures, "inFeatures", "Linear");
     this.outFeatures = positiveInt(outFeatures, "outFeatures", "Linear");
     this.registerParameter("weight", empty([outFeatures, inFeatures]));
-    this.registerParameter("bias", options.bias ?? true ? empty([outFeatures]) : null);
+    this.registerParameter("bias", (options.bias ?? true) ? empty([outFeatures]) : null);
     this.resetParameters();
   }
 
@@ -280,7 +284,7 @@ export class Sequential extends Module {
   }
 
   [Symbol.iterator](): IterableIterator<Module> {
-    return (this._modules.values() as IterableIterator<AnyModule>) as IterableIterator<Module>;
+    return this._modules.values() as IterableIterator<AnyModule> as IterableIterator<Module>;
   }
 
   forward(input: Tensor): Tensor {

@@ -163,7 +163,8 @@ export abstract class Module<TIn extends unknown[] = [Tensor], TOut = Tensor> {
 
   private checkFree(name: string, own: Map<string, unknown>, op: string): void {
     for (const registry of [this._parameters, this._buffers, this._modules] as Map<string, unknown>[]) {
-      if (registry !== own && registry.has(name)) throw new Error(`${op}: "${name}" is already registered as another kind`);
+      if (registry !== own && registry.has(name))
+        throw new Error(`${op}: "${name}" is already registered as another kind`);
     }
   }
 
@@ -196,7 +197,8 @@ export abstract class Module<TIn extends unknown[] = [Tensor], TOut = Tensor> {
     if (target === "") return m;
     for (const part of target.split(".")) {
       const next = m._modules.get(part);
-      if (next === undefined) throw new Error(`getSubmodule: ${m.typeName} has no submodule "${part}" (in "${target}")`);
+      if (next === undefined)
+        throw new Error(`getSubmodule: ${m.typeName} has no submodule "${part}" (in "${target}")`);
       m = next;
     }
     return m;
@@ -378,7 +380,9 @@ export abstract class Module<TIn extends unknown[] = [Tensor], TOut = Tensor> {
       if (!rawKey.startsWith(prefix)) continue;
       const key = rawKey.slice(prefix.length);
       if (!(value instanceof Tensor)) {
-        throw new TypeError(`loadStateDict: value of "${rawKey}" must be a Tensor, got ${value === null ? "null" : typeof value}`);
+        throw new TypeError(
+          `loadStateDict: value of "${rawKey}" must be a Tensor, got ${value === null ? "null" : typeof value}`,
+        );
       }
       if (value.isDisposed) throw new Error(`loadStateDict: the tensor of "${rawKey}" was disposed`);
       given.set(key, value);
@@ -389,16 +393,12 @@ export abstract class Module<TIn extends unknown[] = [Tensor], TOut = Tensor> {
     for (const [key, target] of own) {
       const source = given.get(key);
       if (source === undefined) missingKeys.push(key);
-      else if (!sameShape(source.shape, target.shape)) mismatchedKeys.push({ key, expected: target.shape, got: source.shape });
+      else if (!sameShape(source.shape, target.shape))
+        mismatchedKeys.push({ key, expected: target.shape, got: source.shape });
     }
     const unexpectedKeys = [...given.keys()].filter((k) => !own.has(k));
     if (mismatchedKeys.length > 0 || (strict && (missingKeys.length > 0 || unexpectedKeys.length > 0))) {
-      throw new StateDictError(
-        this.typeName,
-        strict ? missingKeys : [],
-        strict ? unexpectedKeys : [],
-        mismatchedKeys,
-      );
+      throw new StateDictError(this.typeName, strict ? missingKeys : [], strict ? unexpectedKeys : [], mismatchedKeys);
     }
     noGrad(() => {
       for (const [key, target] of own) {

@@ -32,7 +32,13 @@ export class BasicBlock extends Module {
   static readonly expansion = 1;
   readonly stride: number;
 
-  constructor(inPlanes: number, planes: number, stride = 1, downsample: Sequential | null = null, normLayer: NormLayerFactory = defaultNorm) {
+  constructor(
+    inPlanes: number,
+    planes: number,
+    stride = 1,
+    downsample: Sequential | null = null,
+    normLayer: NormLayerFactory = defaultNorm,
+  ) {
     super();
     this.registerModule("conv1", conv3x3(inPlanes, planes, stride));
     this.registerModule("bn1", normLayer(planes));
@@ -81,7 +87,13 @@ export class Bottleneck extends Module {
   static readonly expansion = 4;
   readonly stride: number;
 
-  constructor(inPlanes: number, planes: number, stride = 1, downsample: Sequential | null = null, normLayer: NormLayerFactory = defaultNorm) {
+  constructor(
+    inPlanes: number,
+    planes: number,
+    stride = 1,
+    downsample: Sequential | null = null,
+    normLayer: NormLayerFactory = defaultNorm,
+  ) {
     super();
     const width = planes; // torchvision: int(planes * (base_width / 64.)) * groups, with base_width 64, groups 1
     this.registerModule("conv1", conv1x1(inPlanes, width));
@@ -157,7 +169,15 @@ export interface ResNetOptions {
   zeroInitResidual?: boolean;
 }
 
-const OPTION_KEYS = new Set(["numClasses", "inChannels", "cifarStem", "width", "widthMultiplier", "normLayer", "zeroInitResidual"]);
+const OPTION_KEYS = new Set([
+  "numClasses",
+  "inChannels",
+  "cifarStem",
+  "width",
+  "widthMultiplier",
+  "normLayer",
+  "zeroInitResidual",
+]);
 
 function nonNegativeInt(value: unknown, what: string, min: number): number {
   if (!Number.isSafeInteger(value) || (value as number) < min) {
@@ -180,9 +200,11 @@ export class ResNet extends Module {
   constructor(block: BlockKind, layers: readonly number[], options: ResNetOptions = {}) {
     super();
     for (const key of Object.keys(options)) {
-      if (!OPTION_KEYS.has(key)) throw new TypeError(`ResNet: unknown option "${key}" (known: ${[...OPTION_KEYS].join(", ")})`);
+      if (!OPTION_KEYS.has(key))
+        throw new TypeError(`ResNet: unknown option "${key}" (known: ${[...OPTION_KEYS].join(", ")})`);
     }
-    if (block !== "basic" && block !== "bottleneck") throw new TypeError(`ResNet: block must be "basic" or "bottleneck", got ${String(block)}`);
+    if (block !== "basic" && block !== "bottleneck")
+      throw new TypeError(`ResNet: block must be "basic" or "bottleneck", got ${String(block)}`);
     if (!Array.isArray(layers) || layers.length !== 4) throw new TypeError("ResNet: layers must list 4 block counts");
     layers.forEach((n, i) => nonNegativeInt(n, `layers[${i}]`, 1));
     if (options.width !== undefined && options.widthMultiplier !== undefined) {
@@ -190,7 +212,8 @@ export class ResNet extends Module {
     }
     let width = options.width ?? 64;
     if (options.widthMultiplier !== undefined) {
-      if (!(options.widthMultiplier > 0)) throw new RangeError(`ResNet: widthMultiplier must be positive, got ${options.widthMultiplier}`);
+      if (!(options.widthMultiplier > 0))
+        throw new RangeError(`ResNet: widthMultiplier must be positive, got ${options.widthMultiplier}`);
       width = Math.max(1, Math.round(64 * options.widthMultiplier));
     }
     this.width = nonNegativeInt(width, "width", 1);
@@ -304,18 +327,20 @@ export class ResNet extends Module {
 export type ResNetArch = "resnet18" | "resnet34" | "resnet50" | "resnet101" | "resnet152";
 
 /** Block kind and block counts per stage, as torchvision. */
-export const RESNET_ARCHS: Readonly<Record<ResNetArch, { block: BlockKind; layers: readonly number[] }>> = Object.freeze({
-  resnet18: { block: "basic", layers: [2, 2, 2, 2] },
-  resnet34: { block: "basic", layers: [3, 4, 6, 3] },
-  resnet50: { block: "bottleneck", layers: [3, 4, 6, 3] },
-  resnet101: { block: "bottleneck", layers: [3, 4, 23, 3] },
-  resnet152: { block: "bottleneck", layers: [3, 8, 36, 3] },
-});
+export const RESNET_ARCHS: Readonly<Record<ResNetArch, { block: BlockKind; layers: readonly number[] }>> =
+  Object.freeze({
+    resnet18: { block: "basic", layers: [2, 2, 2, 2] },
+    resnet34: { block: "basic", layers: [3, 4, 6, 3] },
+    resnet50: { block: "bottleneck", layers: [3, 4, 6, 3] },
+    resnet101: { block: "bottleneck", layers: [3, 4, 23, 3] },
+    resnet152: { block: "bottleneck", layers: [3, 8, 36, 3] },
+  });
 
 /** A ResNet by torchvision's name ("resnet18" ... "resnet152"). */
 export function resnet(arch: ResNetArch, options: ResNetOptions = {}): ResNet {
   const spec = Object.hasOwn(RESNET_ARCHS, arch) ? RESNET_ARCHS[arch] : undefined;
-  if (spec === undefined) throw new TypeError(`resnet: unknown arch "${String(arch)}" (known: ${Object.keys(RESNET_ARCHS).join(", ")})`);
+  if (spec === undefined)
+    throw new TypeError(`resnet: unknown arch "${String(arch)}" (known: ${Object.keys(RESNET_ARCHS).join(", ")})`);
   return new ResNet(spec.block, spec.layers, options);
 }
 

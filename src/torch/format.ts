@@ -9,48 +9,121 @@ const EDGE_ITEMS = 3;
 const LINE_WIDTH = 80;
 const DEFAULT_DTYPES = new Set(["float32", "int64", "bool"]);
 
+/** The exact decimal expansion of |x| (finite): its digits and how many come before the point. */
+function exactDigits(x: number): { digits: string; intLength: number } {
+  const view = new DataView(new ArrayBuffer(8));
+  view.setFloat64(0, Math.abs(x));
+  const bits = view.getBigUint64(0);
+  const biased = Number((bits >> 52n) & 0x7ffn);
+  let mantissa = bits & ((1n << 52n) - 1n);
+  let exp2 = -1074;
+  if (biased !== 0) {
+    mantissa |= 1n << 52n;
+    exp2 = biased - 1075;
+  }
+  if (exp2 >= 0) {
+    const digits = (mantissa << BigInt(exp2)).toString();
+    return { digits, intLength: digits.length };
+  }
+  // mantissa / 2^k = mantissa * 5^k / 10^k
+  const k = -exp2;
+  const digits = (mantissa * 5n ** BigInt(k)).toString().padStart(k + 1, "0");
+  return { digits, intLength: digits.length - k };
+}
+
+/**
+ * Keeps the first `keep` digits, rounding half to even on the exact value as Python's format()
+ * does (JS's toFixed/toExponential round ties away from zero). Returns the kept digits, one more
+ * than `keep` when rounding carried into a new leading digit.
+ */
+function roundDigits(digits: string, keep: number): string {
+  const kept = digits.slice(0, keep).padEnd(keep, "0");
+  const rest = digits.slice(keep);
+  const first = rest.charCodeAt(0) - 48;
+  const beyond = /[1-9]/.test(rest.slice(1));
+  const lastOdd = (kept.charCodeAt(keep - 1) - 48) % 2 === 1;
+  const up = first > 5 || (first === 5 && (beyond || lastOdd));
+  if (!up) return kept;
+  return (BigInt(kept) + 1n).toString().padStart(keep, "0");
+}
+
+function nonFinite(value: number): string {
+  return Number.isNaN(value) ? "nan" : value > 0 ? "inf" : "-inf";
+}
+
+function signOf(value: number): string {
+  return value < 0 || Object.is(value, -0) ? "-" : "";
+}
+
+/** Python's '{:.Nf}'. */
+function pythonFixed(value: number, digits: number): string {
+  if (!Number.isFinite(value)) return nonFinite(value);
+  const exact = exactDigits(value);
+  const intLength = Math.max(exact.intLength, 1);
+  const padded = exact.digits.padStart(intLength, "0");
+  const rounded = roundDigits(padded, intLength + digits);
+  const split = rounded.length - digits;
+  const fraction = digits > 0 ? `.${rounded.slice(split)}` : "";
+  return `${signOf(value)}${rounded.slice(0, split)}${fraction}`;
+}
+
 /** Python's '{:.Ne}': the exponent has a sign and at least two digits. */
 function pythonExponential(value: number, digits: number): string {
-  const [mantissa, exponent = "0"] = value.toExponential(digits).split("e");
-  const sign = exponent.startsWith("-") ? "-" : "+";
-  const magnitude = exponent.replace(/^[+-]/, "").padStart(2, "0");
-  return `${mantissa}e${sign}${magnitude}`;
-}
-
-function pythonFixed(value: number, digits: number): string {
-  if (Number.isNaN(value)) return "nan";
-  if (!Number.isFinite(value)) return value > 0 ? "inf" : "-inf";
-  return value.toFixed(digits);
-}
-
-function makeFormatter(values: readonly number[], dtype: string): (v: number) => string {
-  if (dtype === "bool") {
-    return (v) => (v ? "True" : "False").padStart(5);
-  }
-  const floating = dtype.startsWith("float") || dtype === "bfloat16";
-  if (!floating) {
-    const width = Math.max(1, ...values.map((v) => String(v).length));
-    return (v) => String(v).padStart(width);
-  }
-  const finiteNonzero = values.filter((v) => Number.isFinite(v) && v !== 0).map(Math.abs);
-  const intMode = finiteNonzero.every((v) => Number.isInteger(v));
-  let render: (v: number) => string;
-  if (finiteNonzero.length === 0) {
-    render = (v) => (Number.isFinite(v) ? `${v.toFixed(0)}.` : pythonFixed(v, 0));
-  } else {
-    const max = Math.max(...finiteNonzero);
-    const min = Math.min(...finiteNonzero);
-    const wide = max / min > 1000 || max > 1e8;
-    if (intMode && !wide) {
-      render = (v) => (Number.isFinite(v) ? `${v.toFixed(0)}.` : pythonFixed(v, 0));
-    } else if (wide || (!intMode && min < 1e-4)) {
-      render = (v) => (Number.isFinite(v) ? pythonExponential(v, PRECISION) : pythonFixed(v, 0));
-    } else {
-      render = (v) => pythonFixed(v, PRECISION);
+  if (!Number.isFinite(value)) return nonFinite(value);
+  let mantissa = "0".repeat(digits + 1);
+  let exponent = 0;
+  if (value !== 0) {
+    const exact = exactDigits(value);
+    const lead = exact.digits.search(/[1-9]/);
+    exponent = exact.intLength - lead - 1;
+    mantissa = roundDigits(exact.digits.slice(lead), digits + 1);
+    if (mantissa.length > digits + 1) {
+      mantissa = mantissa.slice(0, digits + 1);
+      exponent += 1;
     }
   }
-  const width = Math.max(...values.map((v) => render(v).length));
-  return (v) => render(v).padStart(width);
+  const fraction = digits > 0 ? `.${mantissa.slice(1)}` : "";
+  const magnitude = String(Math.abs(exponent)).padStart(2, "0");
+  return `${signOf(value)}${mantissa[0]}${fraction}e${exponent < 0 ? "-" : "+"}${magnitude}`;
+}
+
+interface Formatter {
+  /** The width every element is padded to (PyTorch's max_width). */
+  width: number;
+  format(value: number): string;
+}
+
+/** torch/_tensor_str.py's _Formatter: widths come from the non-zero finite values only. */
+function makeFormatter(values: readonly number[], dtype: string): Formatter {
+  const floating = dtype.startsWith("float") || dtype === "bfloat16";
+  if (!floating) {
+    const str = dtype === "bool" ? (v: number) => (v ? "True" : "False") : (v: number) => String(v);
+    const width = Math.max(1, ...values.map((v) => str(v).length));
+    return { width, format: (v) => str(v).padStart(width) };
+  }
+  let intMode = true;
+  let sciMode = false;
+  let width = 1;
+  const finite = values.filter((v) => Number.isFinite(v) && v !== 0);
+  if (finite.length > 0) {
+    const magnitudes = finite.map(Math.abs);
+    const max = Math.max(...magnitudes);
+    const min = Math.min(...magnitudes);
+    intMode = finite.every((v) => v === Math.ceil(v));
+    sciMode = max / min > 1000 || max > 1e8 || (!intMode && min < 1e-4);
+    const widthOf = sciMode
+      ? (v: number) => pythonExponential(v, PRECISION).length
+      : intMode
+        ? (v: number) => pythonFixed(v, 0).length + 1
+        : (v: number) => pythonFixed(v, PRECISION).length;
+    width = Math.max(width, ...finite.map(widthOf));
+  }
+  const render = (v: number): string => {
+    if (sciMode) return pythonExponential(v, PRECISION);
+    if (intMode) return Number.isFinite(v) ? `${pythonFixed(v, 0)}.` : nonFinite(v);
+    return pythonFixed(v, PRECISION);
+  };
+  return { width, format: (v) => render(v).padStart(width) };
 }
 
 interface Block {
@@ -61,16 +134,15 @@ interface Block {
   values: readonly number[];
 }
 
-function formatBlock(block: Block, format: (v: number) => string, indent: number): string {
+function formatBlock(block: Block, formatter: Formatter, indent: number): string {
   const [size = 0, ...rest] = block.shape;
   const [fullSize = 0, ...fullRest] = block.fullShape;
   const stride = rest.reduce((a, b) => a * b, 1);
   const all = [...Array(size).keys()];
   const indices = fullSize > size ? [...all.slice(0, EDGE_ITEMS), -1, ...all.slice(EDGE_ITEMS)] : all;
   if (rest.length === 0) {
-    const items = indices.map((i) => (i < 0 ? " ..." : format(block.values[i] ?? 0)));
-    const itemWidth = Math.max(1, ...items.map((s) => s.length)) + 2;
-    const perLine = Math.max(1, Math.floor((LINE_WIDTH - indent) / itemWidth));
+    const items = indices.map((i) => (i < 0 ? " ..." : formatter.format(block.values[i] ?? 0)));
+    const perLine = Math.max(1, Math.floor((LINE_WIDTH - indent) / (formatter.width + 2)));
     const lines: string[] = [];
     for (let i = 0; i < items.length; i += perLine) lines.push(items.slice(i, i + perLine).join(", "));
     return `[${lines.join(",\n" + " ".repeat(indent + 1))}]`;
@@ -80,7 +152,7 @@ function formatBlock(block: Block, format: (v: number) => string, indent: number
       ? "..."
       : formatBlock(
           { shape: rest, fullShape: fullRest, values: block.values.slice(i * stride, (i + 1) * stride) },
-          format,
+          formatter,
           indent + 1,
         ),
   );
@@ -106,32 +178,47 @@ function edgeBlock(tensor: Tensor): Block {
   return { shape, fullShape: tensor.shape, values };
 }
 
+/** torch/_tensor_str.py's _add_suffixes: a suffix that would pass the line width starts a new line. */
+function addSuffixes(text: string, suffixes: readonly string[], indent: number): string {
+  const parts = [text];
+  let lastLineLength = text.length - text.lastIndexOf("\n") + 1;
+  for (const suffix of suffixes) {
+    if (lastLineLength + suffix.length + 2 > LINE_WIDTH) {
+      parts.push(`,\n${" ".repeat(indent)}${suffix}`);
+      lastLineLength = indent + suffix.length;
+    } else {
+      parts.push(`, ${suffix}`);
+      lastLineLength += suffix.length + 2;
+    }
+  }
+  parts.push(")");
+  return parts.join("");
+}
+
 export function formatTensor(tensor: Tensor): string {
   if (tensor.isDisposed) return "tensor(<disposed>)";
+  const prefix = "tensor(";
   const dtype = tensor.dtype;
-  const suffixes: string[] = [];
   const shape = tensor.shape;
+  const suffixes: string[] = [];
+  const device = tensor.device;
+  if (device !== "cpu") suffixes.push(`device='${device}'`);
   let body: string;
   if (tensor.numel === 0) {
     body = "[]";
-    if (!(shape.length === 1 && shape[0] === 0)) suffixes.push(`size=(${shape.join(", ")}${shape.length === 1 ? "," : ""})`);
+    if (shape.length !== 1) suffixes.push(`size=(${shape.join(", ")})`);
+    if (dtype !== "float32") suffixes.push(`dtype=torch.${dtype}`);
   } else {
+    if (!DEFAULT_DTYPES.has(dtype)) suffixes.push(`dtype=torch.${dtype}`);
     const summarize = tensor.numel > THRESHOLD;
     const detached = tensor.detach();
     const block = summarize ? edgeBlock(detached) : { shape, fullShape: shape, values: detached.toArray() };
     detached.dispose();
     const formatter = makeFormatter(block.values, dtype);
-    if (shape.length === 0) {
-      body = formatter(block.values[0] ?? 0).trim();
-    } else {
-      body = formatBlock(block, formatter, "tensor(".length);
-    }
+    body = shape.length === 0 ? formatter.format(block.values[0] ?? 0) : formatBlock(block, formatter, prefix.length);
   }
-  const device = tensor.device;
-  if (device !== "cpu") suffixes.push(`device='${device}'`);
-  if (!DEFAULT_DTYPES.has(dtype) || (tensor.numel === 0 && dtype !== "float32")) suffixes.push(`dtype=torch.${dtype}`);
   const gradFn = tensor.gradFn;
   if (gradFn !== null) suffixes.push(`grad_fn=<${gradFn}>`);
   else if (tensor.requiresGrad) suffixes.push("requires_grad=True");
-  return `tensor(${[body, ...suffixes].join(", ")})`;
+  return addSuffixes(prefix + body, suffixes, prefix.length);
 }

@@ -33,3 +33,4 @@ export {
   setRngState,
 } from "./runtime.js";
 export * as F from "./functional.js";
+export { load, loadFromBuffer, save, saveToBuffer, type Saveable } from "./serialize/index.js";

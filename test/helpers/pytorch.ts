@@ -2,8 +2,9 @@
 //
 // A test file lists cases: a Python expression over named inputs (`torch`, `F` =
 // torch.nn.functional and `math` in scope) and the same computation with our API. `crossCheck`
-// runs every case's TypeScript side, then ONE `/usr/bin/python3 test/py/opcheck.py` process for the
-// whole batch, and registers one node:test test per case comparing values, dtypes and shapes.
+// registers one node:test test per case comparing values, dtypes and shapes; before the first of a
+// file's suites runs, every case's TypeScript side runs, then ONE `/usr/bin/python3
+// test/py/opcheck.py` process evaluates all the file's expressions in order.
 // With `grad`, both sides backpropagate the same upstream gradient (a fixed pseudo-random tensor
 // per output, made here and sent along) and the gradients of the named inputs are compared too.
 //
@@ -63,7 +64,7 @@ class Snapshot {
     return torch.fromBytes(this.bytes, this.dtype, this.shape);
   }
 
-  /** Elements as JS numbers (int64 as bigint-exact strings are not needed here). */
+  /** Elements as JS numbers (int64 beyond 2^53 rounds: exact comparisons use the bytes). */
   numbers(): number[] {
     const buf = this.bytes.slice().buffer;
     switch (this.dtype) {
@@ -445,8 +446,7 @@ function upstreamFor(t: Tensor, seed: number): Tensor {
 }
 
 function cloneInputs(inputs: Record<string, PyInput>, grad: readonly string[]): Record<string, PyInput> {
-  const copy = (v: PyInput): PyInput =>
-    v instanceof Tensor ? v.detach().clone() : Array.isArray(v) ? v.map(copy) : v;
+  const copy = (v: PyInput): PyInput => (v instanceof Tensor ? v.detach().clone() : Array.isArray(v) ? v.map(copy) : v);
   const out: Record<string, PyInput> = {};
   for (const [name, value] of Object.entries(inputs)) {
     const c = copy(value);
@@ -474,14 +474,14 @@ function runOurs(c: OpCase, index: number, writer: ContainerWriter): { ours: Our
         );
         upstream = ups.map((u) => (u === null ? null : writer.tensor(Snapshot.of(u))));
         let loss: Tensor | null = null;
-        outputs.forEach((t, i) => {
+        for (const [i, t] of outputs.entries()) {
           const u = ups[i];
-          if (t === null || u == null || !t.requiresGrad) return;
+          if (t === null || u == null || !t.requiresGrad) continue;
           const term = t.mul(u).sum();
           loss = loss === null ? term : loss.add(term);
-        });
+        }
         if (loss === null) throw new Error("no output requires grad");
-        (loss as Tensor).backward();
+        loss.backward();
         for (const name of grad) {
           const g = (args[name] as Tensor).grad;
           result.grads[name] = g === null ? null : Snapshot.of(g);
@@ -505,16 +505,30 @@ function checkCase(c: OpCase, ours: OurResult, theirs: DecodedResult): void {
     return;
   }
   if (ours.error !== undefined) {
-    assert.fail(`${label}: our side threw ${ours.error.message}${theirs.error ? `; PyTorch too: ${theirs.error}` : ""}`);
+    assert.fail(
+      `${label}: our side threw ${ours.error.message}${theirs.error ? `; PyTorch too: ${theirs.error}` : ""}`,
+    );
   }
   if (theirs.error !== undefined) assert.fail(`${label}: PyTorch raised ${theirs.error}`);
   const problems: string[] = [];
   compareTrees(ours.value, theirs.value, c.tol ?? {}, `${c.name}: value`, problems);
   for (const name of c.grad ?? []) {
-    compareTrees(ours.grads[name] ?? null, theirs.grads[name] ?? null, c.gradTol ?? c.tol ?? {}, `${c.name}: grad ${name}`, problems);
+    compareTrees(
+      ours.grads[name] ?? null,
+      theirs.grads[name] ?? null,
+      c.gradTol ?? c.tol ?? {},
+      `${c.name}: grad ${name}`,
+      problems,
+    );
   }
   for (const name of c.after ?? []) {
-    compareTrees(ours.after[name] ?? null, theirs.after[name] ?? null, c.tol ?? {}, `${c.name}: ${name} after the call`, problems);
+    compareTrees(
+      ours.after[name] ?? null,
+      theirs.after[name] ?? null,
+      c.tol ?? {},
+      `${c.name}: ${name} after the call`,
+      problems,
+    );
   }
   if (problems.length > 0) assert.fail(`${problems.join("\n")}\n  PyTorch: ${c.expr}`);
 }

@@ -20,6 +20,7 @@ Jobs:
 import json
 import os
 import sys
+import time
 from functools import partial
 
 import torch
@@ -221,22 +222,31 @@ def run_layers(job, d):
 
 
 def main():
+    started = time.perf_counter()
     d = sys.argv[1]
     with open(os.path.join(d, "request.json")) as f:
         req = json.load(f)
     torch.set_num_threads(req["threads"])
+    timings = []
+
+    def timed(label, fn, *args):
+        start = time.perf_counter()
+        fn(*args)
+        timings.append(f"{label} {time.perf_counter() - start:.2f}s")
+
     for job in req.get("layers", []):
-        run_layers(job, d)
+        timed("layers", run_layers, job, d)
     for job in req.get("cases", []):
-        run_case(job, d)
+        timed(job["name"], run_case, job, d)
     for job in req.get("tv", []):
-        run_tv(job, d)
+        timed("tv_" + job["arch"], run_tv, job, d)
     for job in req.get("bn", []):
-        run_bn(job, d)
+        timed(job["name"], run_bn, job, d)
     if req.get("split"):
-        run_split(d)
+        timed("split", run_split, d)
     if req.get("keys"):
-        run_keys(req["keys"], d)
+        timed("keys", run_keys, req["keys"], d)
+    print("timings: " + ", ".join(timings) + f"; total {time.perf_counter() - started:.2f}s", file=sys.stderr)
 
 
 if __name__ == "__main__":

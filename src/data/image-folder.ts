@@ -1,0 +1,308 @@
+// Image folders, decoded on the fly with sharp (JPEG, PNG, WebP).
+//
+// Layout, as torchvision's ImageFolder: ROOT/<class>/**/<image> gives labelled data, classes sorted
+// by name and numbered from 0; a flat ROOT/<image> folder gives unlabelled data. With a split,
+// ROOT/train is the training split and ROOT/val (or ROOT/test) the test split. Files are taken
+// by extension (.jpg .jpeg .png .webp, any case); hidden files and folders are ignored.
+//
+// Decoding: every image is brought to one fixed working size so that a batch is one uint8 tensor
+// [B, C, S, S]: its shorter side is resized to S (bilinear, antialiased: sharp's "linear" kernel)
+// and the centre S×S is kept (sharp's fit "cover"), i.e. torchvision's Resize(S) + CenterCrop(S).
+// RandomResizedCrop then samples its boxes from that S×S image (torchvision's ImageNet pipeline
+// samples them from the full decoded image instead; with S = 256 and 224 outputs the difference is
+// the border outside the centre square). Alpha is dropped without compositing (PIL's
+// convert("RGB")); EXIF orientation is not applied (PIL does not either). Decoding runs on
+// libuv's thread pool, so it overlaps with the synchronous tensor work of the training step.
+import { readdir } from "node:fs/promises";
+import { extname, join } from "node:path";
+
+import sharp from "sharp";
+
+import { fromBytes, keep, scope, tensor, type Tensor } from "../torch/index.js";
+import {
+  DatasetError,
+  IMAGENET_STATS,
+  checkSubsetSize,
+  indexArray,
+  type ChannelStats,
+  type ImageDataset,
+  type Indices,
+} from "./dataset.js";
+import type { Split } from "./fashion-mnist.js";
+import { statOrNull, statOrThrow } from "./files.js";
+
+export const IMAGE_EXTENSIONS: readonly string[] = [".jpg", ".jpeg", ".png", ".webp"];
+
+/** ImageNet's statistics seen through ITU-R 601-2 luma, for folders read as gray. */
+export const IMAGENET_GRAY_STATS: ChannelStats = { mean: [0.449], std: [0.226] };
+
+export interface ImageFolderOptions {
+  root: string;
+  /** ROOT/train for "train", ROOT/val or ROOT/test for "test"; omitted: ROOT itself. */
+  split?: Split;
+  /** The working size S: shorter side resized to S, centre S×S kept. Default 256. */
+  size?: number;
+  /** 3 (RGB, default) or 1 (gray). */
+  channels?: 1 | 3;
+  /**
+   * Decode every image once when opening and leave out the ones that fail (listed in `skipped`).
+   * Costs one decoding pass over the folder. Without it a bad image makes `batch` throw an error
+   * naming the file.
+   */
+  skipBadImages?: boolean;
+  /** Called for each image left out by skipBadImages. */
+  onSkip?: (path: string, reason: string) => void;
+}
+
+export interface SkippedImage {
+  path: string;
+  reason: string;
+}
+
+function isImageFile(name: string): boolean {
+  return IMAGE_EXTENSIONS.includes(extname(name).toLowerCase());
+}
+
+async function listDir(dir: string): Promise<{ files: string[]; dirs: string[] }> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") throw new DatasetError("NOT_FOUND", dir, "folder not found", { cause });
+    if (code === "ENOTDIR") throw new DatasetError("LAYOUT", dir, "not a folder", { cause });
+    throw new DatasetError("UNREADABLE", dir, `cannot read folder: ${(cause as Error).message}`, { cause });
+  }
+  const files: string[] = [];
+  const dirs: string[] = [];
+  for (const entry of entries) {
+    if (entry.name.startsWith(".")) continue;
+    const path = join(dir, entry.name);
+    // Follow symbolic links, as torchvision's os.walk(followlinks=True).
+    const isDir = entry.isDirectory() || (entry.isSymbolicLink() && statOrNull(path)?.isDirectory() === true);
+    const isFile = entry.isFile() || (entry.isSymbolicLink() && statOrNull(path)?.isFile() === true);
+    if (isDir) dirs.push(entry.name);
+    else if (isFile && isImageFile(entry.name)) files.push(entry.name);
+  }
+  files.sort();
+  dirs.sort();
+  return { files, dirs };
+}
+
+/** Every image under `dir`, depth first, sorted at each level. */
+async function walkImages(dir: string, out: string[] = [], depth = 0): Promise<string[]> {
+  if (depth > 32) throw new DatasetError("LAYOUT", dir, "folders nested more than 32 deep (a link cycle?)");
+  const { files, dirs } = await listDir(dir);
+  for (const f of files) out.push(join(dir, f));
+  for (const d of dirs) await walkImages(join(dir, d), out, depth + 1);
+  return out;
+}
+
+function resolveRoot(root: string, split: Split | undefined): string {
+  if (split === undefined) return root;
+  if (split !== "train" && split !== "test") throw new TypeError(`openImageFolder: split must be "train" or "test", got ${String(split)}`);
+  statOrThrow(root, "image folder");
+  const candidates = split === "train" ? ["train"] : ["val", "test"];
+  for (const name of candidates) {
+    if (statOrNull(join(root, name))?.isDirectory() === true) return join(root, name);
+  }
+  throw new DatasetError("NOT_FOUND", join(root, candidates[0] as string), `no ${split} split folder (looked for ${candidates.join(", ")})`);
+}
+
+/** Decodes one image to uint8 HWC bytes of the working size; errors name the file. */
+export async function decodeImage(path: string, size: number, channels: 1 | 3): Promise<Uint8Array> {
+  try {
+    let pipeline = sharp(path, { failOn: "warning", sequentialRead: true })
+      .resize(size, size, { fit: "cover", position: "centre", kernel: "linear" })
+      .removeAlpha();
+    pipeline = channels === 1 ? pipeline.toColourspace("b-w") : pipeline.toColourspace("srgb");
+    const { data, info } = await pipeline.raw({ depth: "uchar" }).toBuffer({ resolveWithObject: true });
+    if (info.width !== size || info.height !== size || info.channels !== channels || data.length !== size * size * channels) {
+      throw new Error(`decoded to ${info.width}×${info.height}×${info.channels}, expected ${size}×${size}×${channels}`);
+    }
+    return data;
+  } catch (cause) {
+    if (cause instanceof DatasetError) throw cause;
+    const message = (cause as Error).message.split("\n")[0] ?? "";
+    const missing = /no such file|ENOENT|Input file is missing/i.test(message);
+    throw new DatasetError(missing ? "NOT_FOUND" : "CORRUPT", path, missing ? "image not found" : `cannot decode image: ${message}`, {
+      cause,
+    });
+  }
+}
+
+interface FolderContents {
+  files: string[];
+  labels: number[] | null;
+  classNames: string[];
+}
+
+async function scanFolder(dir: string): Promise<FolderContents> {
+  const { files, dirs } = await listDir(dir);
+  const classes: { name: string; files: string[] }[] = [];
+  for (const name of dirs) {
+    const images = await walkImages(join(dir, name));
+    classes.push({ name, files: images });
+  }
+  const withImages = classes.filter((c) => c.files.length > 0);
+  if (withImages.length === 0) {
+    if (files.length === 0) throw new DatasetError("EMPTY", dir, `no images (${IMAGE_EXTENSIONS.join(" ")}) in the folder or its sub-folders`);
+    return { files: files.map((f) => join(dir, f)), labels: null, classNames: [] };
+  }
+  if (files.length > 0) {
+    throw new DatasetError(
+      "LAYOUT",
+      dir,
+      `images both at the top (${files[0]}, ...) and in class sub-folders (${withImages[0]?.name}/, ...): ` +
+        "put every image in a class sub-folder (labelled) or all at the top (unlabelled)",
+    );
+  }
+  const empty = classes.find((c) => c.files.length === 0);
+  if (empty !== undefined) throw new DatasetError("EMPTY", join(dir, empty.name), "class folder without images");
+  return {
+    files: classes.flatMap((c) => c.files),
+    labels: classes.flatMap((c, label) => c.files.map(() => label)),
+    classNames: classes.map((c) => c.name),
+  };
+}
+
+/** Runs `fn` on every item with at most `limit` promises pending. */
+async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      await fn(items[i] as T, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+function threadPoolSize(): number {
+  const n = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+  return Number.isSafeInteger(n) && n > 0 ? n : 4;
+}
+
+interface FolderState {
+  name: string;
+  root: string;
+  files: readonly string[];
+  labels: readonly number[] | null;
+  classNames: readonly string[];
+  size: number;
+  channels: 1 | 3;
+  skipped: readonly SkippedImage[];
+}
+
+/** An image folder decoded on the fly; `batch` is asynchronous. */
+export class ImageFolderDataset implements ImageDataset {
+  readonly name: string;
+  readonly root: string;
+  /** The image files, in dataset order. */
+  readonly files: readonly string[];
+  readonly labels: Tensor | null;
+  readonly classNames: readonly string[];
+  readonly channels: 1 | 3;
+  readonly height: number;
+  readonly width: number;
+  readonly stats: ChannelStats;
+  readonly inMemory = false;
+  /** Images left out by skipBadImages when the folder was opened. */
+  readonly skipped: readonly SkippedImage[];
+  readonly #labelList: readonly number[] | null;
+
+  /** @internal Use openImageFolder. */
+  constructor(state: FolderState) {
+    this.name = state.name;
+    this.root = state.root;
+    this.files = state.files;
+    this.#labelList = state.labels;
+    this.labels = state.labels === null ? null : keep(scope(() => tensor(state.labels as number[], { dtype: "int64" })));
+    this.classNames = state.classNames;
+    this.channels = state.channels;
+    this.height = state.size;
+    this.width = state.size;
+    this.stats = state.channels === 3 ? IMAGENET_STATS : IMAGENET_GRAY_STATS;
+    this.skipped = state.skipped;
+  }
+
+  get length(): number {
+    return this.files.length;
+  }
+  get numClasses(): number {
+    return this.labels === null ? 0 : this.classNames.length;
+  }
+
+  /** Decodes the images (in parallel on libuv's pool) into a new uint8 tensor [B, C, S, S]. */
+  async batch(indices: Indices): Promise<Tensor> {
+    const list = indexArray(indices, this.length, this.name);
+    const { height: h, width: w, channels: c } = this;
+    const per = h * w * c;
+    const hwc = new Uint8Array(list.length * per);
+    await Promise.all(
+      list.map(async (k, i) => {
+        hwc.set(await decodeImage(this.files[k] as string, h, c), i * per);
+      }),
+    );
+    return scope(() => fromBytes(hwc, "uint8", [list.length, h, w, c]).permute(0, 3, 1, 2).contiguous());
+  }
+
+  subset(n: number): ImageFolderDataset {
+    checkSubsetSize(n, this.length, this.name);
+    return new ImageFolderDataset({
+      name: `${this.name} (first ${n})`,
+      root: this.root,
+      files: this.files.slice(0, n),
+      labels: this.#labelList === null ? null : this.#labelList.slice(0, n),
+      classNames: this.classNames,
+      size: this.height,
+      channels: this.channels,
+      skipped: this.skipped,
+    });
+  }
+
+  dispose(): void {
+    this.labels?.dispose();
+  }
+}
+
+/** Opens an image folder: lists the images (and verifies them with skipBadImages). */
+export async function openImageFolder(options: ImageFolderOptions): Promise<ImageFolderDataset> {
+  const size = options.size ?? 256;
+  if (!Number.isSafeInteger(size) || size < 1) throw new RangeError(`openImageFolder: size must be a positive integer, got ${String(size)}`);
+  const channels = options.channels ?? 3;
+  if (channels !== 1 && channels !== 3) throw new RangeError(`openImageFolder: channels must be 1 or 3, got ${String(channels)}`);
+  const dir = resolveRoot(options.root, options.split);
+  const contents = await scanFolder(dir);
+  let { files, labels } = contents;
+  const skipped: SkippedImage[] = [];
+  if (options.skipBadImages === true) {
+    const bad = new Set<number>();
+    await forEachLimited(files, threadPoolSize() * 2, async (path, i) => {
+      try {
+        await decodeImage(path, size, channels);
+      } catch (error) {
+        bad.add(i);
+        const reason = error instanceof DatasetError ? error.message.slice(path.length + 2) : String(error);
+        skipped.push({ path, reason });
+      }
+    });
+    skipped.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    for (const s of skipped) options.onSkip?.(s.path, s.reason);
+    if (bad.size > 0) {
+      files = files.filter((_, i) => !bad.has(i));
+      labels = labels === null ? null : labels.filter((_, i) => !bad.has(i));
+    }
+    if (files.length === 0) throw new DatasetError("EMPTY", dir, `none of the ${bad.size} images could be decoded`);
+  }
+  return new ImageFolderDataset({
+    name: `folder ${dir}`,
+    root: dir,
+    files,
+    labels,
+    classNames: contents.classNames,
+    size,
+    channels,
+    skipped,
+  });
+}

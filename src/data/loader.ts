@@ -1,0 +1,139 @@
+// Batches over a dataset: a seeded shuffle per epoch, drop-last, and prefetching (up to `prefetch`
+// batches being read while the caller computes; for image folders the decoding runs on libuv's
+// thread pool, so it overlaps with the synchronous training step).
+import { fromTypedArray, scope, type Tensor } from "../torch/index.js";
+import type { ImageDataset } from "./dataset.js";
+import { Random } from "./random.js";
+
+export interface LoaderOptions {
+  batchSize: number;
+  /** Shuffle each epoch with a permutation drawn from (seed, epoch). Default true. */
+  shuffle?: boolean;
+  /** Default 0. */
+  seed?: number;
+  /** Drop the last incomplete batch. Default true (MoCo's queue needs full batches). */
+  dropLast?: boolean;
+  /** Batches read ahead. Default 2. */
+  prefetch?: number;
+}
+
+/** One batch. Its tensors belong to the consumer: call dispose() (or `using`) when done. */
+export interface Batch {
+  /** uint8 [B, C, H, W] */
+  images: Tensor;
+  /** int64 [B], or null for unlabeled data. */
+  labels: Tensor | null;
+  /** int64 [B]: the dataset indices of the images. */
+  indices: Tensor;
+  epoch: number;
+  /** The batch's position in the epoch, from 0. */
+  step: number;
+  dispose(): void;
+  [Symbol.dispose](): void;
+}
+
+function makeBatch(images: Tensor, labels: Tensor | null, indices: Tensor, epoch: number, step: number): Batch {
+  const dispose = () => {
+    images.dispose();
+    labels?.dispose();
+    indices.dispose();
+  };
+  return { images, labels, indices, epoch, step, dispose, [Symbol.dispose]: dispose };
+}
+
+export class DataLoader {
+  readonly dataset: ImageDataset;
+  readonly batchSize: number;
+  readonly shuffle: boolean;
+  readonly seed: number;
+  readonly dropLast: boolean;
+  readonly prefetch: number;
+
+  constructor(dataset: ImageDataset, options: LoaderOptions) {
+    const { batchSize } = options;
+    if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
+      throw new RangeError(`DataLoader: batchSize must be a positive integer, got ${String(batchSize)}`);
+    }
+    const prefetch = options.prefetch ?? 2;
+    if (!Number.isSafeInteger(prefetch) || prefetch < 1) {
+      throw new RangeError(`DataLoader: prefetch must be a positive integer, got ${String(prefetch)}`);
+    }
+    this.dataset = dataset;
+    this.batchSize = batchSize;
+    this.shuffle = options.shuffle ?? true;
+    this.seed = options.seed ?? 0;
+    new Random(this.seed); // validates the seed
+    this.dropLast = options.dropLast ?? true;
+    this.prefetch = prefetch;
+    if (this.batchesPerEpoch === 0) {
+      throw new RangeError(
+        `DataLoader: ${dataset.name} has ${dataset.length} images, fewer than one batch of ${batchSize} (dropLast)`,
+      );
+    }
+  }
+
+  get batchesPerEpoch(): number {
+    const n = this.dataset.length;
+    return this.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
+  }
+
+  /** The dataset order of an epoch: a permutation drawn from (seed, epoch), or 0..N-1. */
+  order(epoch: number): Int32Array {
+    if (!Number.isSafeInteger(epoch) || epoch < 0) throw new RangeError(`DataLoader: epoch must be a non-negative integer, got ${epoch}`);
+    const n = this.dataset.length;
+    if (this.shuffle) return new Random(this.seed, epoch).permutation(n);
+    return Int32Array.from({ length: n }, (_, i) => i);
+  }
+
+  /** The indices of one batch of an epoch. */
+  batchIndices(epoch: number, step: number, order = this.order(epoch)): Int32Array {
+    const start = step * this.batchSize;
+    return order.subarray(start, Math.min(start + this.batchSize, order.length));
+  }
+
+  private async load(order: Int32Array, epoch: number, step: number): Promise<Batch> {
+    const list = this.batchIndices(epoch, step, order);
+    const images = await this.dataset.batch(list);
+    try {
+      const { indices, labels } = scope(() => {
+        const indices = fromTypedArray(list, [list.length], "int32").long();
+        return { indices, labels: this.dataset.labels === null ? null : this.dataset.labels.indexSelect(0, indices) };
+      });
+      return makeBatch(images, labels, indices, epoch, step);
+    } catch (error) {
+      images.dispose();
+      throw error;
+    }
+  }
+
+  /**
+   * The batches of one epoch, from `startStep` (to resume mid-epoch). Up to `prefetch` batches
+   * are read ahead. Leaving the loop early frees the batches read ahead.
+   */
+  async *batches(epoch: number, options: { startStep?: number } = {}): AsyncGenerator<Batch, void, undefined> {
+    const order = this.order(epoch);
+    const total = this.batchesPerEpoch;
+    let next = options.startStep ?? 0;
+    if (!Number.isSafeInteger(next) || next < 0 || next > total) {
+      throw new RangeError(`DataLoader.batches: startStep must be in [0, ${total}], got ${String(options.startStep)}`);
+    }
+    const pending: Promise<Batch>[] = [];
+    const launch = () => {
+      while (pending.length < this.prefetch && next < total) {
+        const promise = this.load(order, epoch, next++);
+        promise.catch(() => {}); // rejections surface when awaited below, not as unhandled ones
+        pending.push(promise);
+      }
+    };
+    try {
+      launch();
+      while (pending.length > 0) {
+        const batch = await (pending.shift() as Promise<Batch>);
+        launch(); // keep `prefetch` batches in flight while the caller works on this one
+        yield batch;
+      }
+    } finally {
+      for (const promise of pending) promise.then((b) => b.dispose(), () => {});
+    }
+  }
+}
