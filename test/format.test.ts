@@ -10,6 +10,7 @@ const tensors: Record<string, torch.Tensor> = {
   "small float": torch.randn([2, 3]),
   "float vector": torch.randn([5]),
   ints: torch.arange(12).reshape(3, 4).sub(5),
+  "int64 beyond 2^53": torch.fromTypedArray(new BigInt64Array([2n ** 62n + 1n, -(2n ** 63n), 3n])),
   "wide ints": torch.tensor([
     [1, -100000],
     [33, 7],

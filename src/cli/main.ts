@@ -3,82 +3,178 @@ import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 
+import { readCheckpoint, disposeCheckpoint } from "../train/checkpoint.js";
+import { ConfigError, PRESETS, readConfigFile, resolveConfig, type PresetName, type PretrainConfig } from "../train/config.js";
+import { pretrain, type PretrainResult } from "../train/pretrain.js";
+import { progressReporter } from "../train/progress.js";
 import { runSmoke } from "../train/smoke.js";
 import { buildInfo, setNumThreads } from "../torch/index.js";
+import { FlagError, flagHelp, flagValues, parseArgsOptions } from "./pretrain-options.js";
 
 const HELP = `moco — MoCo (Momentum Contrast) self-supervised pretraining on libtorch
 
 Usage: moco <command> [options]
 
 Commands:
+  pretrain [DATA]  MoCo pretraining (default: the quick Fashion-MNIST preset on Debian's data);
+                   DATA is the data folder (an image folder unless --dataset says otherwise)
   doctor           check the engine (libtorch, BLAS, threads, default data) and run a short
-                   real training job on Fashion-MNIST (softmax regression) as a smoke test
+                   real training job (softmax regression on Fashion-MNIST)
 
-Options:
-  --threads N      intra-op threads (default: all cores, ${availableParallelism()} here)
-  --epochs N       doctor: epochs of the smoke job (default 2)
-  --data DIR       doctor: MNIST-layout folder (default /usr/share/datasets/fashion-mnist)
+Run \`moco pretrain --help\` for its options.
   -h, --help       show this help
   -v, --version    show the version
 `;
+
+class UsageError extends Error {}
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
   return pkg.version;
 }
 
-function positiveInt(value: string | undefined, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer, got '${value}'`);
-  return n;
+function pretrainHelp(preset: PresetName): string {
+  return `Usage: moco pretrain [DATA] [options]
+
+MoCo v1/v2 pretraining. Writes the run folder (--out): config.json, metrics.jsonl (one JSON object
+per line: steps, epochs, kNN), checkpoint.pth.tar (official MoCo layout, loads in torch.load) and
+summary.json. Ctrl-C writes a checkpoint; --resume continues it exactly.
+
+  --preset NAME                  ${Object.keys(PRESETS).join(" | ")} (default: fashion-mnist)
+  --config FILE                  JSON or YAML file of options (camelCase keys, as in config.json);
+                                 flags override it, it overrides the preset
+  --resume CHECKPOINT            continue a run (its configuration, overridden by flags given here)
+${flagHelp({ ...PRESETS[preset], out: `runs/${preset}` })}
+
+Defaults shown are the ${preset} preset's.`;
 }
 
-class UsageError extends Error {}
+function summaryLine(result: PretrainResult): string {
+  const show = (v: number | null) => (v === null ? "n/a" : `${v.toFixed(2)}%`);
+  return (
+    `kNN top-1 — trained encoder: ${show(result.knn.trained)} | same network at random init: ${show(result.knn.random)} | ` +
+    `raw pixels: ${show(result.knn.pixels)}`
+  );
+}
 
-export function main(argv: string[]): number {
+async function runPretrain(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
     options: {
-      threads: { type: "string" },
-      epochs: { type: "string" },
-      data: { type: "string" },
+      ...parseArgsOptions(),
+      preset: { type: "string" },
+      config: { type: "string" },
+      resume: { type: "string" },
       help: { type: "boolean", short: "h" },
-      version: { type: "boolean", short: "v" },
     },
   });
-  if (values.version === true) {
+  const presetName = (values.preset ?? "fashion-mnist") as PresetName;
+  if (!Object.hasOwn(PRESETS, presetName)) {
+    throw new UsageError(`unknown preset '${presetName}' (one of ${Object.keys(PRESETS).join(", ")})`);
+  }
+  if (values.help === true) {
+    console.log(pretrainHelp(presetName));
+    return 0;
+  }
+  if (positionals.length > 1) throw new UsageError(`pretrain takes one data folder, got ${positionals.length}`);
+  const flags: Record<string, unknown> = flagValues(values as Record<string, string | boolean | undefined>);
+  const [dataDir] = positionals;
+  if (dataDir !== undefined) {
+    flags["data"] = dataDir;
+    if (flags["dataset"] === undefined && values.resume === undefined && PRESETS[presetName].dataset === "fashion-mnist") {
+      flags["dataset"] = "folder";
+    }
+  }
+  const layers = [
+    ...(values.config === undefined ? [] : [{ source: values.config, values: readConfigFile(values.config) }]),
+    { source: "command line", values: flags },
+  ];
+  let config: PretrainConfig;
+  if (values.resume !== undefined) {
+    const checkpoint = readCheckpoint(values.resume);
+    const saved = checkpoint.moco_ts.config;
+    disposeCheckpoint(checkpoint);
+    config = resolveConfig(presetName, [{ source: `${values.resume} (saved configuration)`, values: { ...saved } }, ...layers]);
+  } else {
+    config = resolveConfig(presetName, layers);
+  }
+
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) process.exit(130);
+    controller.abort();
+    process.stderr.write("\nmoco: stopping after this step and writing a checkpoint (Ctrl-C again to quit now)\n");
+  };
+  process.on("SIGINT", onSigint);
+  try {
+    const result = await pretrain(config, {
+      progress: progressReporter(process.stderr, config.printFreq),
+      signal: controller.signal,
+      ...(values.resume === undefined ? {} : { resume: values.resume }),
+    });
+    console.log(summaryLine(result));
+    console.log(`run folder: ${result.runDir} (checkpoint ${result.checkpoint}, ${result.steps} steps, ${result.seconds.toFixed(0)} s)`);
+    if (result.interrupted) {
+      console.log(`interrupted: continue with  moco pretrain --resume ${result.checkpoint}`);
+      return 130;
+    }
+    return 0;
+  } finally {
+    process.off("SIGINT", onSigint);
+  }
+}
+
+function runDoctor(argv: string[]): number {
+  const { values } = parseArgs({
+    args: argv,
+    options: { threads: { type: "string" }, epochs: { type: "string" }, data: { type: "string" } },
+  });
+  const positive = (raw: string | undefined, name: string, fallback: number) => {
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer, got '${raw}'`);
+    return n;
+  };
+  setNumThreads(positive(values.threads, "threads", availableParallelism()));
+  const info = buildInfo();
+  console.log(`moco-ts ${version()} on libtorch ${info.torchVersion}, CUDA ${info.cudaAvailable ? `yes (${info.cudaDeviceCount})` : "no"}`);
+  const report = runSmoke({
+    ...(values.data === undefined ? {} : { dataDir: values.data }),
+    epochs: positive(values.epochs, "epochs", 2),
+    log: (line) => console.log(line),
+  });
+  console.log(
+    `Fashion-MNIST softmax regression: test accuracy ${(report.testAccuracy * 100).toFixed(1)}% ` +
+      `after ${report.epochs} epoch(s) on ${report.trainImages} images (${report.seconds.toFixed(1)} s)`,
+  );
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === "-v" || command === "--version") {
     console.log(version());
     return 0;
   }
-  const [command] = positionals;
-  if (values.help === true || command === undefined || command === "help") {
+  if (command === undefined || command === "-h" || command === "--help" || command === "help") {
     process.stdout.write(HELP);
     return 0;
   }
-  setNumThreads(positiveInt(values.threads, "threads", availableParallelism()));
-  if (command === "doctor") {
-    const info = buildInfo();
-    console.log(`moco-ts ${version()} on libtorch ${info.torchVersion}, CUDA ${info.cudaAvailable ? `yes (${info.cudaDeviceCount})` : "no"}`);
-    const report = runSmoke({
-      ...(values.data === undefined ? {} : { dataDir: values.data }),
-      epochs: positiveInt(values.epochs, "epochs", 2),
-      log: (line) => console.log(line),
-    });
-    console.log(
-      `Fashion-MNIST softmax regression: test accuracy ${(report.testAccuracy * 100).toFixed(1)}% ` +
-        `after ${report.epochs} epoch(s) on ${report.trainImages} images (${report.seconds.toFixed(1)} s)`,
-    );
-    return 0;
-  }
+  if (command === "pretrain") return runPretrain(rest);
+  if (command === "doctor") return runDoctor(rest);
   throw new UsageError(`unknown command '${command}' (see moco --help)`);
 }
 
+function exitCodeFor(error: unknown): number {
+  if (error instanceof UsageError || error instanceof FlagError || error instanceof ConfigError) return 2;
+  if ((error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS") === true) return 2;
+  return 1;
+}
+
 try {
-  process.exitCode = main(process.argv.slice(2));
+  process.exitCode = await main(process.argv.slice(2));
 } catch (error) {
-  const message = error instanceof Error ? error.message : String(error);
-  console.error(`moco: ${message}`);
-  process.exitCode = error instanceof UsageError || (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS") ? 2 : 1;
+  console.error(`moco: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = exitCodeFor(error);
 }

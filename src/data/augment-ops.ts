@@ -3,7 +3,7 @@
 // functional_tensor.py): a whole batch goes through a few tensor ops, the per-sample parameters
 // become [B, 1, 1, 1] tensors that broadcast. Images are float [B, C, H, W] with C = 1 or 3.
 // Every function returns a new tensor in the caller's scope and frees its intermediates.
-import { F, fromTypedArray, scope, stack, tensor, where, type Tensor } from "../torch/index.js";
+import { F, fromTypedArray, scope, stack, tensor, where, zeros, type Tensor } from "../torch/index.js";
 import type { ChannelStats } from "./dataset.js";
 
 /** A crop box in pixels, as torchvision's (i, j, h, w) = (top, left, height, width). */
@@ -124,8 +124,17 @@ export function grayscale(images: Tensor): Tensor {
   if (c === 1) return images.clone();
   return scope(() => {
     const [r, g, b] = [0, 1, 2].map((i) => images.select(1, i)) as [Tensor, Tensor, Tensor];
-    return r.mul(0.2989).add(g.mul(0.587)).add(b.mul(0.114)).unsqueeze(1);
+    const out = r.mul(0.2989);
+    addDisposing(out, g.mul(0.587));
+    addDisposing(out, b.mul(0.114));
+    return out.unsqueeze(1);
   });
+}
+
+/** out += term, then frees term (keeps the peak of live native memory low). */
+function addDisposing(out: Tensor, term: Tensor): void {
+  out.add_(term);
+  term.dispose();
 }
 
 /** torchvision's rgb_to_grayscale(img, 3) on the flagged images (RandomGrayscale); gray input: unchanged. */
@@ -139,12 +148,15 @@ export function rgbToGrayscale(images: Tensor, flags?: PerSample): Tensor {
   });
 }
 
-/** _blend(img1, img2, ratio) = (ratio·img1 + (1 − ratio)·img2).clamp(0, 1), ratio per sample. */
+/**
+ * _blend(img1, img2, ratio) = (ratio·img1 + (1 − ratio)·img2).clamp(0, 1), ratio per sample;
+ * img2 null means zeros (brightness). img2 is consumed (freed).
+ */
 function blend(img1: Tensor, img2: Tensor | null, ratios: PerSample): Tensor {
   return scope(() => {
-    const a = img1.mul(perSample(ratios));
-    const mixed = img2 === null ? a : a.add(img2.mul(perSample(ratios, (r) => 1 - r)));
-    return mixed.clamp(0, 1);
+    const out = img1.mul(perSample(ratios));
+    if (img2 !== null) addDisposing(out, img2.mul_(perSample(ratios, (r) => 1 - r)));
+    return out.clamp_(0, 1);
   });
 }
 
@@ -166,7 +178,12 @@ export function adjustBrightness(images: Tensor, factors: PerSample): Tensor {
 export function adjustContrast(images: Tensor, factors: PerSample): Tensor {
   const [n] = checkImages(images, "adjustContrast");
   checkFactors(factors, n, "adjustContrast");
-  return scope(() => blend(images, grayscale(images).mean([1, 2, 3], true), factors));
+  return scope(() => {
+    const gray = grayscale(images);
+    const mean = gray.mean([1, 2, 3], true);
+    gray.dispose();
+    return blend(images, mean, factors);
+  });
 }
 
 /** adjust_saturation: blend with the grayscale image; no effect on gray images (as torchvision). */
@@ -178,55 +195,81 @@ export function adjustSaturation(images: Tensor, factors: PerSample): Tensor {
 }
 
 // The HSV round trip below follows torchvision's _rgb2hsv/_hsv2rgb operation for operation, with
-// its boolean masks and `where`s written as float 0/1 indicators (1 − sign(d) for d ≥ 0 is 1
-// exactly where d = 0), which libtorch runs much faster on the CPU. Every selection multiplies the
-// chosen value by 1 and the others by 0, so the values are the same as torchvision's.
+// its boolean masks and `where`s written as float 0/1 indicators (1 − sign(d) is 1 exactly where
+// d = 0, for d ≥ 0), which libtorch runs much faster on the CPU, and with in-place updates so that
+// few planes are alive at once. Every selection multiplies the chosen value by 1 and the others by
+// 0, so the values are torchvision's. Images are assumed to be in [0, 1].
 
-/** 1 where d == 0, 0 where d > 0 (d ≥ 0). */
+/** 1 where d == 0, 0 where d > 0 (for d ≥ 0); consumes d. */
 function isZero(d: Tensor): Tensor {
-  return d.sign().neg().add(1);
+  const out = d.sign();
+  d.dispose();
+  return out.mul_(-1).add_(1);
 }
 
 /** _rgb2hsv: [B, 3, H, W] → h, s, v planes [B, H, W]. */
 function rgbToHsv(images: Tensor): [Tensor, Tensor, Tensor] {
-  const [r, g, b] = [0, 1, 2].map((i) => images.select(1, i)) as [Tensor, Tensor, Tensor];
-  const maxc = r.maximum(g).maximum(b);
-  const minc = r.minimum(g).minimum(b);
-  const cr = maxc.sub(minc);
-  const eqc = isZero(cr);
-  // torch.where(eqc, 1, maxc) and torch.where(eqc, 1, cr): when eqc, cr = 0 and x + 1 is the 1.
-  const s = cr.div(maxc.add(eqc.mul(maxc.neg().add(1))));
-  const crDivisor = cr.add(eqc);
-  const rc = maxc.sub(r).div(crDivisor);
-  const gc = maxc.sub(g).div(crDivisor);
-  const bc = maxc.sub(b).div(crDivisor);
-  const isR = isZero(maxc.sub(r));
-  const notR = isR.neg().add(1);
-  const isG = isZero(maxc.sub(g));
-  const hr = isR.mul(bc.sub(gc));
-  const hg = isG.mul(notR).mul(rc.add(2).sub(bc));
-  const hb = isG.neg().add(1).mul(notR).mul(gc.add(4).sub(rc));
-  // torch.fmod(h / 6 + 1, 1) with a positive argument: x − floor(x), exactly.
-  const h = hr.add(hg).add(hb).div(6).add(1);
-  return [h.sub(h.floor()), s, maxc];
+  return scope(() => {
+    const [r, g, b] = [0, 1, 2].map((i) => images.select(1, i)) as [Tensor, Tensor, Tensor];
+    const maxc = scope(() => r.maximum(g).maximum(b));
+    const { s, rc, gc, bc } = scope(() => {
+      const cr = scope(() => maxc.sub(r.minimum(g).minimum(b)));
+      const eqc = isZero(cr.clone());
+      // torch.where(eqc, 1, maxc): when eqc, cr = 0, so cr / (maxc + 1) is the same 0.
+      const s = cr.div(maxc.add(eqc));
+      const crDivisor = cr.add_(eqc); // torch.where(eqc, 1, cr)
+      return {
+        s,
+        rc: maxc.sub(r).div_(crDivisor),
+        gc: maxc.sub(g).div_(crDivisor),
+        bc: maxc.sub(b).div_(crDivisor),
+      };
+    });
+    const isR = isZero(maxc.sub(r));
+    const isG = isZero(maxc.sub(g));
+    const h = bc.sub(gc).mul_(isR); // hr = (maxc == r) * (bc - gc)
+    const notR = isR.mul_(-1).add_(1);
+    addDisposing(h, rc.add(2).sub_(bc).mul_(isG).mul_(notR)); // hg = ((maxc == g) & (maxc != r)) * (2 + rc - bc)
+    addDisposing(h, gc.add(4).sub_(rc).mul_(isG.mul_(-1).add_(1)).mul_(notR)); // hb = ((maxc != g) & (maxc != r)) * (4 + gc - rc)
+    h.div_(6).add_(1);
+    // torch.fmod(h / 6 + 1, 1) of a positive value: x − floor(x), exactly.
+    const whole = h.floor();
+    h.sub_(whole);
+    return [h, s, maxc];
+  });
 }
 
-/** _hsv2rgb: h, s, v planes [B, H, W] → [B, 3, H, W]. */
+// _hsv2rgb picks, per sector i = floor(6h) mod 6, one of (v, q, p, t) for each channel.
+const SECTOR_PICKS: readonly (readonly ("v" | "q" | "p" | "t")[])[] = [
+  ["v", "q", "p", "p", "t", "v"], // R
+  ["t", "v", "v", "q", "p", "p"], // G
+  ["p", "p", "t", "v", "v", "q"], // B
+];
+
+/** _hsv2rgb: h, s, v planes [B, H, W] (h in [0, 1)) → [B, 3, H, W]. */
 function hsvToRgb(h: Tensor, s: Tensor, v: Tensor): Tensor {
-  const h6 = h.mul(6);
-  const i = h6.floor();
-  const f = h6.sub(i);
-  const p = v.mul(s.neg().add(1)).clamp(0, 1);
-  const q = v.mul(s.mul(f).neg().add(1)).clamp(0, 1);
-  const t = v.mul(s.mul(f.neg().add(1)).neg().add(1)).clamp(0, 1);
-  const sector = i.sub(i.div(6).floor().mul(6)); // i mod 6, in 0..5 (exact small integers)
-  const m = [0, 1, 2, 3, 4, 5].map((k) => isZero(sector.sub(k).abs()));
-  const [m0, m1, m2, m3, m4, m5] = m as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor];
-  // torchvision: R (v,q,p,p,t,v), G (t,v,v,q,p,p), B (p,p,t,v,v,q) by sector.
-  const red = v.mul(m0.add(m5)).add(q.mul(m1)).add(p.mul(m2.add(m3))).add(t.mul(m4));
-  const green = t.mul(m0).add(v.mul(m1.add(m2))).add(q.mul(m3)).add(p.mul(m4.add(m5)));
-  const blue = p.mul(m0.add(m1)).add(t.mul(m2)).add(v.mul(m3.add(m4))).add(q.mul(m5));
-  return stack([red, green, blue], 1);
+  return scope(() => {
+    const f = h.mul(6);
+    const i = f.floor();
+    f.sub_(i);
+    const planes = {
+      v,
+      p: s.mul(-1).add_(1).mul_(v).clamp_(0, 1), // v * (1 - s)
+      q: s.mul(f).mul_(-1).add_(1).mul_(v).clamp_(0, 1), // v * (1 - s * f)
+      t: f.mul(-1).add_(1).mul_(s).mul_(-1).add_(1).mul_(v).clamp_(0, 1), // v * (1 - s * (1 - f))
+    };
+    const sector = scope(() => i.sub(i.div(6).floor().mul_(6))); // i % 6, exact small integers
+    const [n, height, width] = h.shape as [number, number, number];
+    const out = zeros([n, 3, height, width], { dtype: h.dtype });
+    const channels = [0, 1, 2].map((c) => out.select(1, c));
+    for (let k = 0; k < 6; k++) {
+      const d = sector.sub(k);
+      const mask = d.mul_(d).clamp_(0, 1).mul_(-1).add_(1); // 1 where sector == k
+      channels.forEach((channel, c) => channel.addcmul_(mask, planes[SECTOR_PICKS[c]?.[k] ?? "v"]));
+      mask.dispose();
+    }
+    return out;
+  });
 }
 
 /** adjust_hue: rotate the hue by `shifts` (in [-0.5, 0.5], per sample); no effect on gray images. */
@@ -241,8 +284,11 @@ export function adjustHue(images: Tensor, shifts: PerSample): Tensor {
   return scope(() => {
     const [h, s, v] = rgbToHsv(images);
     // (h + shift) % 1.0 (torch.remainder): x − floor(x), exactly.
-    const shifted = h.add(perSample(shifts).squeeze(1));
-    return hsvToRgb(shifted.sub(shifted.floor()), s, v);
+    h.add_(perSample(shifts).squeeze(1));
+    const whole = h.floor();
+    h.sub_(whole);
+    whole.dispose();
+    return hsvToRgb(h, s, v);
   });
 }
 
@@ -319,6 +365,6 @@ export function normalize(images: Tensor, stats: ChannelStats): Tensor {
     const x = k === 3 && c === 1 ? images.expand(n, 3, h, w) : images;
     const mean = tensor([...stats.mean], { dtype: images.dtype }).view(1, k, 1, 1);
     const std = tensor([...stats.std], { dtype: images.dtype }).view(1, k, 1, 1);
-    return x.sub(mean).div(std);
+    return x.sub(mean).div_(std);
   });
 }

@@ -17,13 +17,13 @@
 //   RandomGrayscale: a coin, applied when coin < p;
 //   GaussianBlur: [a coin when p < 1, applied when coin <= p], then σ uniform in the range;
 //   RandomHorizontalFlip: a coin, applied when coin < p.
-import { fromTypedArray, scope, type Tensor } from "../torch/index.js";
+import { cat, fromTypedArray, scope, type Tensor } from "../torch/index.js";
+
+const CROP_CHUNK_VALUES = 4 * 2 ** 20;
 import {
-  adjustBrightness,
-  adjustContrast,
   adjustHue,
-  adjustSaturation,
   gaussianBlur,
+  grayscale,
   normalize,
   resizedCrop,
   rgbToGrayscale,
@@ -360,22 +360,46 @@ export class Augment {
     if (images.dtype !== "uint8" && images.dtype !== "float32") throw new TypeError(`Augment: expects uint8 or float32 images, got ${images.dtype}`);
     return scope(() => {
       const flips = new Uint8Array(n);
-      for (const p of params.steps) if (p.op === "horizontalFlip") for (let i = 0; i < n; i++) flips[i] = (flips[i] as number) ^ (p.applied[i] as number);
-      const crop = params.steps[0] as CropParams;
-      let x: Tensor;
-      if (images.dtype === "uint8") {
-        // Sample the 0..255 values, then scale: the same as sampling x / 255, one pass smaller.
-        x = resizedCrop(images.to("float32"), crop.boxes, this.outputSize, flips).div(255);
-      } else {
-        x = resizedCrop(images, crop.boxes, this.outputSize, flips);
-      }
       for (const p of params.steps) {
-        if (p.op === "colorJitter") x = applyJitter(x, p);
-        else if (p.op === "randomGrayscale" && c === 3 && countWhere(p.applied) > 0) x = rgbToGrayscale(x, p.applied);
-        else if (p.op === "gaussianBlur" && p.sigma.some((s) => s > 0)) x = gaussianBlur(x, p.sigma);
+        if (p.op === "horizontalFlip") for (let i = 0; i < n; i++) flips[i] = (flips[i] as number) ^ (p.applied[i] as number);
       }
-      if (this.config.normalize !== null && this.config.normalize !== undefined) x = normalize(x, this.config.normalize);
+      let x = this.crop(images, (params.steps[0] as CropParams).boxes, flips);
+      // Each step frees the previous result at once: fewer live planes, less GC pressure.
+      const replace = (next: Tensor) => {
+        x.dispose();
+        x = next;
+      };
+      for (const p of params.steps) {
+        if (p.op === "colorJitter") replace(applyJitter(x, p));
+        else if (p.op === "randomGrayscale" && c === 3 && countWhere(p.applied) > 0) replace(rgbToGrayscale(x, p.applied));
+        else if (p.op === "gaussianBlur" && p.sigma.some((s) => s > 0)) replace(gaussianBlur(x, p.sigma));
+      }
+      if (this.config.normalize !== null && this.config.normalize !== undefined) replace(normalize(x, this.config.normalize));
       return x;
+    });
+  }
+
+  /**
+   * The crops (and flips) of the batch as float in [0, 1]. uint8 images are converted in chunks of
+   * at most ~4M values, so that large working sizes (e.g. 256×256) never hold the whole batch in
+   * float; the 0..255 values are sampled, then scaled (the same as sampling x / 255).
+   */
+  private crop(images: Tensor, boxes: CropBox[], flips: Uint8Array): Tensor {
+    if (images.dtype !== "uint8") return resizedCrop(images, boxes, this.outputSize, flips);
+    const [n, c, h, w] = images.shape as [number, number, number, number];
+    const chunk = Math.max(1, Math.floor(CROP_CHUNK_VALUES / (c * h * w)));
+    return scope(() => {
+      const parts: Tensor[] = [];
+      for (let start = 0; start < n; start += chunk) {
+        const k = Math.min(chunk, n - start);
+        parts.push(
+          scope(() =>
+            resizedCrop(images.narrow(0, start, k).to("float32"), boxes.slice(start, start + k), this.outputSize, flips.subarray(start, start + k)),
+          ),
+        );
+      }
+      const out = parts.length === 1 ? (parts[0] as Tensor) : cat(parts, 0);
+      return out.div_(255);
     });
   }
 
@@ -387,37 +411,66 @@ export class Augment {
 }
 
 /**
- * ColorJitter with per-image order: four slots; in slot s image i gets operation order[4i + s].
- * Brightness, contrast and saturation run over the whole batch with factor 1 (an exact identity)
- * for the images that do not get them in this slot; hue, the costly one, runs on the images that
- * get it only.
+ * ColorJitter with a per-image order: four slots; in slot s image i gets operation order[4i + s].
+ * Brightness, contrast and saturation are all blends, out = f·x + (1 − f)·ref with ref = 0, the
+ * grayscale mean or the grayscale image, so one slot's three run as ONE blend over the batch with
+ * per-image f and ref (f = 1, an exact identity, for images whose op in this slot is another one).
+ * Each image's arithmetic is torchvision's (ref is selected by multiplying with exact 0/1).
+ * Hue, the costly one, runs on the images that get it in the slot only.
  */
 function applyJitter(images: Tensor, p: JitterParams): Tensor {
   const [n, c] = images.shape as [number, number];
   let x = images;
   const factors = [p.brightness, p.contrast, p.saturation];
-  const ops = [adjustBrightness, adjustContrast, adjustSaturation];
   for (let slot = 0; slot < 4; slot++) {
-    for (let op = 0; op < 3; op++) {
-      if (op === 2 && c === 1) continue; // saturation has no effect on gray images
-      const values = factors[op] as Float64Array;
-      const f = new Float64Array(n).fill(1);
-      let any = false;
-      for (let i = 0; i < n; i++) {
-        const v = values[i] as number;
-        if (p.applied[i] && p.order[4 * i + slot] === op && !Number.isNaN(v)) {
-          f[i] = v;
-          any = true;
-        }
-      }
-      if (any) x = (ops[op] as typeof adjustBrightness)(x, f);
+    const f = new Float64Array(n).fill(1);
+    const useMean = new Uint8Array(n);
+    const useGray = new Uint8Array(n);
+    let any = false;
+    for (let i = 0; i < n; i++) {
+      if (!p.applied[i]) continue;
+      const op = p.order[4 * i + slot] as number;
+      if (op === 3 || (op === 2 && c === 1)) continue; // hue below; saturation has no effect on gray images
+      const v = (factors[op] as Float64Array)[i] as number;
+      if (Number.isNaN(v)) continue; // disabled
+      f[i] = v;
+      any = true;
+      if (op === 1) useMean[i] = 1;
+      if (op === 2) useGray[i] = 1;
     }
+    if (any) x = step(x, blendSlot(x, f, useMean, useGray), images);
     if (c === 1) continue; // hue has no effect on gray images
     const subset: number[] = [];
     for (let i = 0; i < n; i++) if (p.applied[i] && p.order[4 * i + slot] === 3 && !Number.isNaN(p.hue[i] as number)) subset.push(i);
-    if (subset.length > 0) x = hueOnSubset(x, subset, subset.map((i) => p.hue[i] as number));
+    if (subset.length > 0) x = step(x, hueOnSubset(x, subset, subset.map((i) => p.hue[i] as number)), images);
   }
   return x === images ? images.clone() : x;
+}
+
+/** (f·x + (1 − f)·ref).clamp(0, 1) with ref = useGray·gray + useMean·mean(gray) per image. */
+function blendSlot(x: Tensor, f: Float64Array, useMean: Uint8Array, useGray: Uint8Array): Tensor {
+  const n = f.length;
+  const column = (values: ArrayLike<number>) => fromTypedArray(Float32Array.from(values), [n, 1, 1, 1]);
+  return scope(() => {
+    const out = x.mul(column(f));
+    const anyMean = useMean.some((v) => v === 1);
+    if (anyMean || useGray.some((v) => v === 1)) {
+      const gray = grayscale(x); // [B, 1, H, W]
+      const ref = gray.mul(column(useGray));
+      if (anyMean) ref.add_(gray.mean([1, 2, 3], true).mul_(column(useMean)));
+      gray.dispose();
+      ref.mul_(column(Array.from(f, (v) => 1 - v)));
+      out.add_(ref);
+      ref.dispose();
+    }
+    return out.clamp_(0, 1);
+  });
+}
+
+/** Frees the previous intermediate (never the caller's input) and returns the next. */
+function step(previous: Tensor, next: Tensor, input: Tensor): Tensor {
+  if (previous !== input) previous.dispose();
+  return next;
 }
 
 function hueOnSubset(images: Tensor, subset: number[], shifts: number[]): Tensor {

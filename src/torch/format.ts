@@ -90,17 +90,25 @@ function pythonExponential(value: number, digits: number): string {
 interface Formatter {
   /** The width every element is padded to (PyTorch's max_width). */
   width: number;
-  format(value: number): string;
+  format(value: Element): string;
+}
+
+/** An element as JS reads it: int64 as bigint, so that values beyond 2^53 print exactly. */
+type Element = number | bigint;
+
+function elementsOf(tensor: Tensor): Element[] {
+  return tensor.dtype === "int64" ? Array.from(tensor.toTypedArray<"int64">()) : tensor.toArray();
 }
 
 /** torch/_tensor_str.py's _Formatter: widths come from the non-zero finite values only. */
-function makeFormatter(values: readonly number[], dtype: string): Formatter {
+function makeFormatter(elements: readonly Element[], dtype: string): Formatter {
   const floating = dtype.startsWith("float") || dtype === "bfloat16";
   if (!floating) {
-    const str = dtype === "bool" ? (v: number) => (v ? "True" : "False") : (v: number) => String(v);
-    const width = Math.max(1, ...values.map((v) => str(v).length));
+    const str = dtype === "bool" ? (v: Element) => (v ? "True" : "False") : (v: Element) => String(v);
+    const width = Math.max(1, ...elements.map((v) => str(v).length));
     return { width, format: (v) => str(v).padStart(width) };
   }
+  const values = elements as readonly number[];
   let intMode = true;
   let sciMode = false;
   let width = 1;
@@ -123,7 +131,7 @@ function makeFormatter(values: readonly number[], dtype: string): Formatter {
     if (intMode) return Number.isFinite(v) ? `${pythonFixed(v, 0)}.` : nonFinite(v);
     return pythonFixed(v, PRECISION);
   };
-  return { width, format: (v) => render(v).padStart(width) };
+  return { width, format: (v) => render(Number(v)).padStart(width) };
 }
 
 interface Block {
@@ -131,7 +139,7 @@ interface Block {
   shape: readonly number[];
   /** The tensor's own shape: a dim longer than 2 * EDGE_ITEMS gets "..." in the middle. */
   fullShape: readonly number[];
-  values: readonly number[];
+  values: readonly Element[];
 }
 
 function formatBlock(block: Block, formatter: Formatter, indent: number): string {
@@ -172,7 +180,7 @@ function edgeBlock(tensor: Tensor): Block {
       view = joined;
     }
   });
-  const values = view.toArray();
+  const values = elementsOf(view);
   const shape = view.shape;
   for (const t of owned) t.dispose();
   return { shape, fullShape: tensor.shape, values };
@@ -212,7 +220,7 @@ export function formatTensor(tensor: Tensor): string {
     if (!DEFAULT_DTYPES.has(dtype)) suffixes.push(`dtype=torch.${dtype}`);
     const summarize = tensor.numel > THRESHOLD;
     const detached = tensor.detach();
-    const block = summarize ? edgeBlock(detached) : { shape, fullShape: shape, values: detached.toArray() };
+    const block = summarize ? edgeBlock(detached) : { shape, fullShape: shape, values: elementsOf(detached) };
     detached.dispose();
     const formatter = makeFormatter(block.values, dtype);
     body = shape.length === 0 ? formatter.format(block.values[0] ?? 0) : formatBlock(block, formatter, prefix.length);

@@ -1,0 +1,124 @@
+// The `moco pretrain` flags: names follow the official main_moco.py where it has one. Each maps to
+// one key of the configuration; the help text and the parser are both made from this table.
+import type { PretrainConfig } from "../train/config.js";
+
+type Kind = "int" | "float" | "bool" | "string" | "list" | "nullableInt";
+
+interface FlagSpec {
+  flag: string;
+  key: keyof PretrainConfig;
+  kind: Kind;
+  help: string;
+  short?: string;
+}
+
+export const PRETRAIN_FLAGS: readonly FlagSpec[] = [
+  { flag: "dataset", key: "dataset", kind: "string", help: "fashion-mnist | mnist | cifar10 | cifar100 | folder" },
+  { flag: "out", key: "out", kind: "string", help: "run folder (config, metrics.jsonl, checkpoints)" },
+  { flag: "subset", key: "subset", kind: "nullableInt", help: "train on the first N training images" },
+  { flag: "image-size", key: "imageSize", kind: "nullableInt", help: "crop size fed to the network (none: the images' own size; for folders 224, or 64 with --cifar-stem)" },
+  { flag: "crop-min-scale", key: "cropMinScale", kind: "float", help: "RandomResizedCrop's smallest area fraction" },
+  { flag: "aug-plus", key: "augPlus", kind: "bool", help: "MoCo v2 augmentation (jitter p 0.8, blur)" },
+  { flag: "skip-bad-images", key: "skipBadImages", kind: "bool", help: "leave out unreadable images of a folder (reported)" },
+  { flag: "arch", key: "arch", kind: "string", help: "resnet18 | resnet34 | resnet50 | resnet101 | resnet152", short: "a" },
+  { flag: "width", key: "width", kind: "int", help: "base width of the ResNet (64 = torchvision's)" },
+  { flag: "cifar-stem", key: "cifarStem", kind: "bool", help: "3x3 stride-1 stem without max-pool, for small images" },
+  { flag: "moco-dim", key: "mocoDim", kind: "int", help: "feature dimension" },
+  { flag: "moco-k", key: "mocoK", kind: "int", help: "queue size (negative keys)" },
+  { flag: "moco-m", key: "mocoM", kind: "float", help: "key encoder momentum" },
+  { flag: "moco-t", key: "mocoT", kind: "float", help: "softmax temperature" },
+  { flag: "mlp", key: "mlp", kind: "bool", help: "MoCo v2 MLP head" },
+  { flag: "symmetric", key: "symmetric", kind: "bool", help: "symmetric loss (the official CIFAR demo's option)" },
+  { flag: "bn-splits", key: "bnSplits", kind: "int", help: "split BN: BN statistics per batch/N samples (shuffle BN in one process)" },
+  { flag: "epochs", key: "epochs", kind: "int", help: "epochs to train" },
+  { flag: "batch-size", key: "batchSize", kind: "int", help: "images per step", short: "b" },
+  { flag: "lr", key: "lr", kind: "float", help: "initial learning rate" },
+  { flag: "schedule", key: "schedule", kind: "list", help: "epochs where the lr drops x0.1 (without --cos), e.g. 120,160" },
+  { flag: "cos", key: "cos", kind: "bool", help: "cosine learning-rate schedule" },
+  { flag: "warmup-epochs", key: "warmupEpochs", kind: "float", help: "linear lr warmup (epochs)" },
+  { flag: "momentum", key: "momentum", kind: "float", help: "SGD momentum" },
+  { flag: "wd", key: "wd", kind: "float", help: "weight decay" },
+  { flag: "knn-k", key: "knnK", kind: "int", help: "kNN monitor: neighbours" },
+  { flag: "knn-t", key: "knnT", kind: "float", help: "kNN monitor: temperature" },
+  { flag: "knn-every", key: "knnEvery", kind: "int", help: "kNN monitor every N epochs (0: at the end only)" },
+  { flag: "knn-features", key: "knnFeatures", kind: "string", help: "backbone | head" },
+  { flag: "knn-bank", key: "knnBank", kind: "nullableInt", help: "training images in the kNN bank (default: all)" },
+  { flag: "knn-test", key: "knnTest", kind: "nullableInt", help: "test images the kNN monitor classifies (default: all)" },
+  { flag: "print-freq", key: "printFreq", kind: "int", help: "log a line every N steps when not on a terminal" },
+  { flag: "seed", key: "seed", kind: "int", help: "seed of every random stream" },
+  { flag: "threads", key: "threads", kind: "nullableInt", help: "intra-op threads (default: all cores)" },
+  { flag: "max-steps", key: "maxSteps", kind: "nullableInt", help: "stop after N steps (quick trials)" },
+];
+
+export class FlagError extends Error {}
+
+/** parseArgs options: value flags take strings; booleans also have a --no- form. */
+export function parseArgsOptions(): Record<string, { type: "string" | "boolean"; short?: string }> {
+  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {};
+  for (const spec of PRETRAIN_FLAGS) {
+    options[spec.flag] = { type: spec.kind === "bool" ? "boolean" : "string", ...(spec.short ? { short: spec.short } : {}) };
+    if (spec.kind === "bool") options[`no-${spec.flag}`] = { type: "boolean" };
+  }
+  return options;
+}
+
+function convert(spec: FlagSpec, raw: string): unknown {
+  const number = () => {
+    const n = Number(raw);
+    if (raw.trim() === "" || !Number.isFinite(n)) throw new FlagError(`--${spec.flag} expects a number, got '${raw}'`);
+    if ((spec.kind === "int" || spec.kind === "nullableInt") && !Number.isSafeInteger(n)) {
+      throw new FlagError(`--${spec.flag} expects an integer, got '${raw}'`);
+    }
+    return n;
+  };
+  switch (spec.kind) {
+    case "int":
+    case "float":
+      return number();
+    case "nullableInt":
+      return raw === "none" ? null : number();
+    case "list":
+      return raw
+        .split(",")
+        .filter((part) => part.trim() !== "")
+        .map((part) => {
+          const n = Number(part);
+          if (!Number.isFinite(n)) throw new FlagError(`--${spec.flag} expects numbers separated by commas, got '${raw}'`);
+          return n;
+        });
+    default:
+      return raw;
+  }
+}
+
+/** The configuration values the user gave on the command line (flags not given are absent). */
+export function flagValues(values: Record<string, string | boolean | undefined>): Partial<Record<keyof PretrainConfig, unknown>> {
+  const result: Partial<Record<keyof PretrainConfig, unknown>> = {};
+  for (const spec of PRETRAIN_FLAGS) {
+    const value = values[spec.flag];
+    if (spec.kind === "bool") {
+      if (value === true && values[`no-${spec.flag}`] === true) throw new FlagError(`--${spec.flag} and --no-${spec.flag} both given`);
+      if (value === true) result[spec.key] = true;
+      if (values[`no-${spec.flag}`] === true) result[spec.key] = false;
+    } else if (typeof value === "string") {
+      result[spec.key] = convert(spec, value);
+    }
+  }
+  return result;
+}
+
+function showDefault(value: unknown): string {
+  if (value === null) return "none";
+  if (Array.isArray(value)) return value.join(",");
+  return String(value);
+}
+
+/** Help lines, each option with its default under the given preset. */
+export function flagHelp(defaults: Omit<PretrainConfig, "out"> & { out?: string }): string {
+  const rows = PRETRAIN_FLAGS.map((spec) => {
+    const name = `${spec.short ? `-${spec.short}, ` : "    "}--${spec.kind === "bool" ? `[no-]${spec.flag}` : `${spec.flag} ${spec.kind === "list" ? "LIST" : spec.kind === "string" ? "NAME" : "N"}`}`;
+    const value = spec.key === "out" ? (defaults.out ?? "runs/PRESET") : defaults[spec.key as keyof typeof defaults];
+    return `  ${name.padEnd(30)} ${spec.help} (default: ${showDefault(value)})`;
+  });
+  return rows.join("\n");
+}

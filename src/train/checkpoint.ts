@@ -1,0 +1,116 @@
+// Pretraining checkpoints in the official MoCo layout (main_moco.py's save_checkpoint): `epoch`
+// (completed epochs), `arch`, `state_dict` with `module.`-prefixed keys as DistributedDataParallel
+// writes them, `optimizer`. What moco-ts needs to resume exactly sits under its own key.
+import { existsSync } from "node:fs";
+
+import type { RandomState } from "../data/random.js";
+import type { SGDStateDict } from "../optim/index.js";
+import { load, save, type Saveable, type Tensor } from "../torch/index.js";
+import type { PretrainConfig } from "./config.js";
+
+export const CHECKPOINT_FORMAT = 1;
+export const STATE_DICT_PREFIX = "module.";
+
+export interface ResumeState {
+  format: number;
+  config: PretrainConfig;
+  /** Steps done in all. */
+  step: number;
+  /** Steps done in epoch `epoch` (0 when the checkpoint was written at an epoch's end). */
+  epochStep: number;
+  /** libtorch's CPU generator (model init, batch shuffles). */
+  torchRng: Tensor;
+  /** The augmentation generator. */
+  augmentRng: RandomState;
+}
+
+export interface PretrainCheckpoint {
+  epoch: number;
+  arch: string;
+  state_dict: Map<string, Tensor>;
+  optimizer: SGDStateDict;
+  moco_ts: ResumeState;
+}
+
+export class CheckpointError extends Error {}
+
+/** Writes atomically (temp file + rename): an interrupted write leaves the previous file intact. */
+export function writeCheckpoint(path: string, checkpoint: PretrainCheckpoint): void {
+  const stateDict = new Map<string, Tensor>();
+  for (const [key, tensor] of checkpoint.state_dict) stateDict.set(STATE_DICT_PREFIX + key, tensor);
+  const { format, config, step, epochStep, torchRng, augmentRng } = checkpoint.moco_ts;
+  save(
+    {
+      epoch: checkpoint.epoch,
+      arch: checkpoint.arch,
+      state_dict: stateDict,
+      optimizer: checkpoint.optimizer as unknown as Saveable,
+      moco_ts: {
+        format,
+        config: config as unknown as Saveable,
+        step,
+        epoch_step: epochStep,
+        torch_rng: torchRng,
+        augment_rng: [...augmentRng],
+      },
+    },
+    path,
+  );
+}
+
+function field<T>(object: Record<string, unknown>, key: string, check: (v: unknown) => v is T, what: string, path: string): T {
+  const value = object[key];
+  if (!check(value)) throw new CheckpointError(`${path}: not a moco-ts pretraining checkpoint (${key}: expected ${what})`);
+  return value;
+}
+
+const isNumber = (v: unknown): v is number => typeof v === "number";
+const isString = (v: unknown): v is string => typeof v === "string";
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** Reads a checkpoint written by writeCheckpoint, with the `module.` prefix removed from the keys. */
+export function readCheckpoint(path: string): PretrainCheckpoint {
+  if (!existsSync(path)) throw new CheckpointError(`${path}: no such checkpoint`);
+  const root = load(path);
+  if (!isObject(root)) throw new CheckpointError(`${path}: not a pretraining checkpoint (expected a dict at the top)`);
+  const rawState = root["state_dict"];
+  const entries = rawState instanceof Map ? [...rawState.entries()] : isObject(rawState) ? Object.entries(rawState) : null;
+  if (entries === null) throw new CheckpointError(`${path}: not a pretraining checkpoint (no state_dict)`);
+  const stateDict = new Map<string, Tensor>();
+  for (const [key, value] of entries) {
+    const name = String(key);
+    stateDict.set(name.startsWith(STATE_DICT_PREFIX) ? name.slice(STATE_DICT_PREFIX.length) : name, value as Tensor);
+  }
+  const ours = field(root, "moco_ts", isObject, "moco-ts resume state", path);
+  const format = field(ours, "format", isNumber, "a format number", path);
+  if (format !== CHECKPOINT_FORMAT) throw new CheckpointError(`${path}: checkpoint format ${format}, this moco-ts reads ${CHECKPOINT_FORMAT}`);
+  const augmentRng = field(ours, "augment_rng", Array.isArray, "the augmentation RNG state", path) as number[];
+  if (augmentRng.length !== 4 || !augmentRng.every(isNumber)) throw new CheckpointError(`${path}: bad augmentation RNG state`);
+  return {
+    epoch: field(root, "epoch", isNumber, "a number", path),
+    arch: field(root, "arch", isString, "a string", path),
+    state_dict: stateDict,
+    optimizer: field(root, "optimizer", isObject, "an optimizer state dict", path) as unknown as SGDStateDict,
+    moco_ts: {
+      format,
+      config: field(ours, "config", isObject, "the run's configuration", path) as unknown as PretrainConfig,
+      step: field(ours, "step", isNumber, "a number", path),
+      epochStep: field(ours, "epoch_step", isNumber, "a number", path),
+      torchRng: ours["torch_rng"] as Tensor,
+      augmentRng: augmentRng as unknown as RandomState,
+    },
+  };
+}
+
+/** Frees the tensors a checkpoint holds. */
+export function disposeCheckpoint(checkpoint: PretrainCheckpoint): void {
+  for (const tensor of checkpoint.state_dict.values()) tensor.dispose();
+  checkpoint.moco_ts.torchRng.dispose();
+  const state = (checkpoint.optimizer as { state?: unknown }).state;
+  if (state instanceof Map) {
+    for (const entry of state.values()) {
+      const buffer = (entry as { momentum_buffer?: Tensor | null }).momentum_buffer;
+      buffer?.dispose();
+    }
+  }
+}

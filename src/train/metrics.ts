@@ -1,0 +1,68 @@
+// The metrics log: one JSON object per line (JSON Lines), easy to read back and to plot.
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+
+export interface StepRecord {
+  type: "step";
+  epoch: number;
+  /** Global step, from 1. */
+  step: number;
+  loss: number;
+  /** Pretext accuracy: how often the positive key has the largest logit (%). */
+  top1: number;
+  top5: number;
+  lr: number;
+  imagesPerSec: number;
+  time: string;
+}
+
+export interface EpochRecord {
+  type: "epoch";
+  /** Completed epochs. */
+  epoch: number;
+  step: number;
+  loss: number;
+  top1: number;
+  top5: number;
+  lr: number;
+  seconds: number;
+  imagesPerSec: number;
+  time: string;
+}
+
+export interface KnnRecord {
+  type: "knn";
+  /** Completed epochs when measured (0 = the random initialisation). */
+  epoch: number;
+  step: number;
+  top1: number;
+  top5: number;
+  features: string;
+  time: string;
+}
+
+export type MetricsRecord = StepRecord | EpochRecord | KnnRecord;
+
+export class MetricsLog {
+  constructor(readonly path: string) {}
+
+  append(record: MetricsRecord): void {
+    appendFileSync(this.path, JSON.stringify(record) + "\n");
+  }
+
+  read(): MetricsRecord[] {
+    if (!existsSync(this.path)) return [];
+    return readFileSync(this.path, "utf8")
+      .split("\n")
+      .filter((line) => line.trim() !== "")
+      .map((line) => JSON.parse(line) as MetricsRecord);
+  }
+
+  /**
+   * Keeps what a checkpoint at global step `step` had seen, so that a resumed run appends after it
+   * without the records of the steps it redoes.
+   */
+  truncateAfter(step: number): void {
+    const kept = this.read().filter((r) => r.step <= step);
+    writeFileSync(this.path, kept.map((r) => JSON.stringify(r) + "\n").join(""));
+  }
+}
