@@ -24,7 +24,14 @@ import {
   rgbToGrayscale,
   type CropBox,
 } from "../src/data/augment-ops.js";
-import { Augment, centerFallbackBox, mocoV1Config, mocoV2Config, sampleCropBox, type AugmentParams } from "../src/data/augment.js";
+import {
+  Augment,
+  centerFallbackBox,
+  mocoV1Config,
+  mocoV2Config,
+  sampleCropBox,
+  type AugmentParams,
+} from "../src/data/augment.js";
 import { Random } from "../src/data/random.js";
 import { keep, manualSeed, randint, scope, type Tensor } from "../src/torch/index.js";
 import { assertMatchesPython, runPython, type PyCase, type PyValue } from "./helpers/pytorch.js";
@@ -40,7 +47,9 @@ function images(shape: number[]): Tensor {
 /** Params as JSON for Python: typed arrays as lists, NaN as null. */
 function paramsJson(params: AugmentParams): string {
   return JSON.stringify(params, (_key, value: unknown) =>
-    ArrayBuffer.isView(value) ? Array.from(value as unknown as ArrayLike<number>, (v) => (Number.isNaN(v) ? null : v)) : value,
+    ArrayBuffer.isView(value)
+      ? Array.from(value as unknown as ArrayLike<number>, (v) => (Number.isNaN(v) ? null : v))
+      : value,
   );
 }
 
@@ -216,14 +225,24 @@ function pipelineCase(name: string, augment: Augment, x: Tensor, seed: number): 
 const rgbBatch = keep(images([24, 3, 20, 24]));
 const grayBatch = keep(images([16, 1, 20, 24]));
 pipelineCase("MoCo v1 pipeline (RGB, 16×16 output)", new Augment(mocoV1Config({ size: 16 })), rgbBatch, 7);
-pipelineCase("MoCo v2 pipeline (RGB, 18×18 output, σ 0.1–2)", new Augment(mocoV2Config({ size: 18, blurSigma: [0.1, 2] })), rgbBatch, 8);
+pipelineCase(
+  "MoCo v2 pipeline (RGB, 18×18 output, σ 0.1–2)",
+  new Augment(mocoV2Config({ size: 18, blurSigma: [0.1, 2] })),
+  rgbBatch,
+  8,
+);
 pipelineCase(
   "MoCo v2 pipeline (gray, 1-channel stats)",
   new Augment(mocoV2Config({ size: 20, blurSigma: [0.1, 2], stats: { mean: [0.286], std: [0.353] } })),
   grayBatch,
   9,
 );
-pipelineCase("MoCo v2 pipeline (gray expanded for ImageNet stats)", new Augment(mocoV2Config({ size: 12, blurSigma: [0.5, 3] })), grayBatch, 10);
+pipelineCase(
+  "MoCo v2 pipeline (gray expanded for ImageNet stats)",
+  new Augment(mocoV2Config({ size: 12, blurSigma: [0.5, 3] })),
+  grayBatch,
+  10,
+);
 {
   // uint8 input: the pipeline reads it as x / 255.
   const u8 = keep(randint(0, 256, [8, 3, 20, 24], { dtype: "uint8" }));
@@ -246,7 +265,11 @@ describe("augmentation ops equal torchvision 0.14 (python3-torchvision)", () => 
     const theirs = runPython(pyCases);
     cases.forEach((c, i) => {
       const r = theirs[i];
-      results.set(c.name, { ours: ours[i]?.value as Tensor, theirs: r?.value ?? null, ...(r?.error ? { error: r.error } : {}) });
+      results.set(c.name, {
+        ours: ours[i]?.value as Tensor,
+        theirs: r?.value ?? null,
+        ...(r?.error ? { error: r.error } : {}),
+      });
     });
   });
   for (const c of cases) {

@@ -13,6 +13,7 @@ import {
   mocoV1Config,
   mocoV2Config,
   sampleCropBox,
+  sliceParams,
   type AugmentParams,
   type StepParams,
 } from "../src/data/augment.js";
@@ -34,7 +35,10 @@ function mean(values: ArrayLike<number>): number {
 /** A binomial proportion within 5 standard errors of p (false-failure odds ~ 1e-6). */
 function assertProportion(count: number, n: number, p: number, what: string): void {
   const se = Math.sqrt((p * (1 - p)) / n);
-  assert.ok(Math.abs(count / n - p) < 5 * se, `${what}: ${count}/${n} = ${(count / n).toFixed(4)}, expected ${p} ± ${(5 * se).toFixed(4)}`);
+  assert.ok(
+    Math.abs(count / n - p) < 5 * se,
+    `${what}: ${count}/${n} = ${(count / n).toFixed(4)}, expected ${p} ± ${(5 * se).toFixed(4)}`,
+  );
 }
 
 describe("Random (xoshiro128**)", () => {
@@ -53,10 +57,7 @@ describe("Random (xoshiro128**)", () => {
     assert.notEqual(new Random(42, 1).nextUint32(), new Random(42, 2).nextUint32());
     const state = a.getState();
     const next = Array.from({ length: 10 }, () => a.random());
-    assert.deepEqual(
-      Array.from({ length: 10 }, () => Random.fromState(state).random()).slice(0, 1),
-      next.slice(0, 1),
-    );
+    assert.deepEqual(Array.from({ length: 10 }, () => Random.fromState(state).random()).slice(0, 1), next.slice(0, 1));
     const c = Random.fromState(state);
     assert.deepEqual(
       Array.from({ length: 10 }, () => c.random()),
@@ -97,7 +98,10 @@ describe("sampled parameters follow their ranges and probabilities", () => {
     const relTop: number[] = [];
     for (let i = 0; i < n; i++) {
       const box = sampleCropBox(r, H, W, scale, ratio);
-      assert.ok(box.top >= 0 && box.left >= 0 && box.top + box.height <= H && box.left + box.width <= W, JSON.stringify(box));
+      assert.ok(
+        box.top >= 0 && box.left >= 0 && box.top + box.height <= H && box.left + box.width <= W,
+        JSON.stringify(box),
+      );
       const fraction = (box.height * box.width) / (H * W);
       fractions.push(fraction);
       assert.ok(fraction >= 0.2 - 0.002 && fraction <= 1 + 1e-9, `area fraction ${fraction}`);
@@ -117,7 +121,9 @@ describe("sampled parameters follow their ranges and probabilities", () => {
     let fallback = 0;
     for (let i = 0; i < n; i++) {
       const b = sampleCropBox(r, 28, 28, [0.2, 1], [3 / 4, 4 / 3]);
-      assert.ok(b.top >= 0 && b.left >= 0 && b.top + b.height <= 28 && b.left + b.width <= 28 && b.height >= 1 && b.width >= 1);
+      assert.ok(
+        b.top >= 0 && b.left >= 0 && b.top + b.height <= 28 && b.left + b.width <= 28 && b.height >= 1 && b.width >= 1,
+      );
       const fraction = (b.height * b.width) / 784;
       assert.ok(fraction > 0.15 && fraction <= 1, `fraction ${fraction}`);
       if (b.top === 0 && b.left === 0 && b.height === 28 && b.width === 28) fallback++;
@@ -134,7 +140,8 @@ describe("sampled parameters follow their ranges and probabilities", () => {
     const perms = new Map<string, number>();
     for (let i = 0; i < n; i++) {
       if (!jitter.applied[i]) {
-        for (const name of ["brightness", "contrast", "saturation", "hue"] as const) assert.ok(Number.isNaN(jitter[name][i]));
+        for (const name of ["brightness", "contrast", "saturation", "hue"] as const)
+          assert.ok(Number.isNaN(jitter[name][i]));
         continue;
       }
       for (const name of ["brightness", "contrast", "saturation"] as const) {
@@ -173,7 +180,10 @@ describe("sampled parameters follow their ranges and probabilities", () => {
     assert.ok(jitter.hue.every((h) => h >= -0.4 && h <= 0.4));
     assert.ok(Math.min(...jitter.hue) < -0.39 && Math.max(...jitter.hue) > 0.39);
     assert.ok(jitter.contrast.every((f) => f >= 0.6 && f <= 1.4));
-    assert.equal(params.steps.map((s) => s.op).join(","), "randomResizedCrop,randomGrayscale,colorJitter,horizontalFlip");
+    assert.equal(
+      params.steps.map((s) => s.op).join(","),
+      "randomResizedCrop,randomGrayscale,colorJitter,horizontalFlip",
+    );
     assertProportion(countOnes(stepOf(params, "randomGrayscale").applied), n, 0.2, "grayscale");
   });
 
@@ -253,12 +263,17 @@ describe("pipelines", () => {
 
   it("gray images: 1 channel out with 1-channel stats, 3 channels with ImageNet's", () => {
     scope(() => {
-      const one = new Augment(mocoV2Config({ size: 28, stats: { mean: [0.286], std: [0.353] } })).apply(gray, new Random(1));
+      const one = new Augment(mocoV2Config({ size: 28, stats: { mean: [0.286], std: [0.353] } })).apply(
+        gray,
+        new Random(1),
+      );
       assert.deepEqual(one.shape, [16, 1, 28, 28]);
       const three = new Augment(mocoV2Config({ size: 28 })).apply(gray, new Random(1));
       assert.deepEqual(three.shape, [16, 3, 28, 28]);
       // The three channels are the same gray image, normalised with each channel's constants.
-      const back = three.mul(tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)).add(tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1));
+      const back = three
+        .mul(tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+        .add(tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1));
       assert.ok(back.select(1, 0).allclose(back.select(1, 2), 1e-5, 1e-5));
     });
   });
@@ -278,6 +293,22 @@ describe("pipelines", () => {
     });
   });
 
+  it("large outputs go through in groups of images with the same result (sliceParams)", () => {
+    scope(() => {
+      // 3×128×128 outputs: groups of floor(2M / 49152) = 42 images, so 50 images make two groups.
+      const big = randint(0, 256, [50, 3, 130, 130], { dtype: "uint8" });
+      const augment = new Augment(mocoV2Config({ size: 128 }));
+      const params = augment.sample(new Random(8), 50, 130, 130);
+      const whole = augment.applyWith(big, params);
+      const halves = [
+        augment.applyWith(big.narrow(0, 0, 25), sliceParams(params, 0, 25)),
+        augment.applyWith(big.narrow(0, 25, 25), sliceParams(params, 25, 50)),
+      ];
+      assert.ok(whole.narrow(0, 0, 25).allclose(halves[0]!, 0, 1e-5));
+      assert.ok(whole.narrow(0, 25, 25).allclose(halves[1]!, 0, 1e-5));
+    });
+  });
+
   it("evalTransform centre-crops (as CenterCrop), scales to [0, 1] and normalises", () => {
     scope(() => {
       const out = evalTransform(rgb, { size: 24, stats: null });
@@ -289,17 +320,34 @@ describe("pipelines", () => {
   });
 
   it("rejects bad configurations with messages naming the setting", () => {
-    assert.throws(() => new Augment({ steps: [{ op: "horizontalFlip" }], normalize: null }), /first step must be randomResizedCrop/);
+    assert.throws(
+      () => new Augment({ steps: [{ op: "horizontalFlip" }], normalize: null }),
+      /first step must be randomResizedCrop/,
+    );
     assert.throws(
       () => new Augment({ steps: [{ op: "randomResizedCrop", size: 8, scale: [0.9, 0.2] }], normalize: null }),
       /randomResizedCrop.scale/,
     );
     assert.throws(
-      () => new Augment({ steps: [{ op: "randomResizedCrop", size: 8 }, { op: "colorJitter", hue: 0.7 }], normalize: null }),
+      () =>
+        new Augment({
+          steps: [
+            { op: "randomResizedCrop", size: 8 },
+            { op: "colorJitter", hue: 0.7 },
+          ],
+          normalize: null,
+        }),
       /colorJitter.hue/,
     );
     assert.throws(
-      () => new Augment({ steps: [{ op: "randomResizedCrop", size: 8 }, { op: "randomGrayscale", p: 1.5 }], normalize: null }),
+      () =>
+        new Augment({
+          steps: [
+            { op: "randomResizedCrop", size: 8 },
+            { op: "randomGrayscale", p: 1.5 },
+          ],
+          normalize: null,
+        }),
       /randomGrayscale.p/,
     );
     assert.throws(
@@ -327,4 +375,3 @@ describe("pipelines", () => {
     assert.equal(liveTensors(), before);
   });
 });
-

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 
+import { MoCoSettingsError } from "../moco/index.js";
 import { readCheckpoint, disposeCheckpoint } from "../train/checkpoint.js";
 import { ConfigError, PRESETS, readConfigFile, resolveConfig, type PresetName, type PretrainConfig } from "../train/config.js";
 import { pretrain, type PretrainResult } from "../train/pretrain.js";
@@ -168,6 +169,7 @@ export async function main(argv: string[]): Promise<number> {
 
 function exitCodeFor(error: unknown): number {
   if (error instanceof UsageError || error instanceof FlagError || error instanceof ConfigError) return 2;
+  if (error instanceof MoCoSettingsError) return 2;
   if ((error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS") === true) return 2;
   return 1;
 }

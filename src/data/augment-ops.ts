@@ -17,7 +17,11 @@ export interface CropBox {
 /** Per-sample values: one number (or flag) per image of the batch. */
 export type PerSample = ArrayLike<number>;
 
-function checkImages(images: Tensor, op: string, channels: readonly number[] = [1, 3]): [number, number, number, number] {
+function checkImages(
+  images: Tensor,
+  op: string,
+  channels: readonly number[] = [1, 3],
+): [number, number, number, number] {
   if (images.ndim !== 4) throw new RangeError(`${op}: expects images [B, C, H, W], got [${images.shape.join(", ")}]`);
   if (images.dtype !== "float32" && images.dtype !== "float64") {
     throw new TypeError(`${op}: expects float images in [0, 1], got ${images.dtype} (use toFloatImages)`);
@@ -28,21 +32,34 @@ function checkImages(images: Tensor, op: string, channels: readonly number[] = [
 }
 
 function checkPerSample(values: PerSample, n: number, what: string, op: string): void {
-  if (values.length !== n) throw new RangeError(`${op}: ${what} must have one value per image (${n}), got ${values.length}`);
+  if (values.length !== n)
+    throw new RangeError(`${op}: ${what} must have one value per image (${n}), got ${values.length}`);
+}
+
+/**
+ * A small tensor made on the CPU (per-sample parameters, grids, kernels) moved to the device of
+ * the images, so that the ops also run on CUDA tensors (only the CPU path is tested here).
+ */
+export function onDeviceOf(t: Tensor, like: Tensor): Tensor {
+  const device = like.device;
+  if (device === "cpu") return t;
+  const moved = t.toDevice(device);
+  t.dispose();
+  return moved;
 }
 
 /** [B, 1, 1, 1] float32 tensor of per-sample values (computed in float64, stored as float32). */
-function perSample(values: PerSample, fn: (v: number) => number = (v) => v): Tensor {
+function perSample(values: PerSample, like: Tensor, fn: (v: number) => number = (v) => v): Tensor {
   const out = new Float32Array(values.length);
   for (let i = 0; i < values.length; i++) out[i] = fn(values[i] as number);
-  return fromTypedArray(out, [values.length, 1, 1, 1]);
+  return onDeviceOf(fromTypedArray(out, [values.length, 1, 1, 1]), like);
 }
 
 /** [B, 1, 1, 1] bool mask. */
-function perSampleMask(flags: PerSample): Tensor {
+function perSampleMask(flags: PerSample, like: Tensor): Tensor {
   const out = new Uint8Array(flags.length);
   for (let i = 0; i < flags.length; i++) out[i] = flags[i] ? 1 : 0;
-  return fromTypedArray(out, [flags.length, 1, 1, 1], "bool");
+  return onDeviceOf(fromTypedArray(out, [flags.length, 1, 1, 1], "bool"), like);
 }
 
 /** uint8 [B, C, H, W] → float32 in [0, 1] (x / 255, as ToTensor). */
@@ -85,7 +102,10 @@ export function resizedCrop(
   const f = Math.fround;
   boxes.forEach((box, b) => {
     const { top, left, height: h, width: w } = box;
-    if (!(top >= 0 && left >= 0 && h >= 1 && w >= 1 && top + h <= height && left + w <= width) || ![top, left, h, w].every(Number.isInteger)) {
+    if (
+      !(top >= 0 && left >= 0 && h >= 1 && w >= 1 && top + h <= height && left + w <= width) ||
+      ![top, left, h, w].every(Number.isInteger)
+    ) {
       throw new RangeError(`${op}: box ${b} ${JSON.stringify(box)} is not inside the ${height}×${width} image`);
     }
     // As PyTorch's upsample_bilinear2d: scale and source index in float32.
@@ -102,8 +122,8 @@ export function resizedCrop(
     }
   });
   return scope(() => {
-    const gridX = fromTypedArray(gx, [n, 1, outW]).expand(n, outH, outW);
-    const gridY = fromTypedArray(gy, [n, outH, 1]).expand(n, outH, outW);
+    const gridX = onDeviceOf(fromTypedArray(gx, [n, 1, outW]), images).expand(n, outH, outW);
+    const gridY = onDeviceOf(fromTypedArray(gy, [n, outH, 1]), images).expand(n, outH, outW);
     let grid = stack([gridX, gridY], 3);
     if (images.dtype !== "float32") grid = grid.to(images.dtype);
     return F.gridSample(images, grid, { mode: "bilinear", paddingMode: "zeros", alignCorners: false });
@@ -115,7 +135,7 @@ export function horizontalFlip(images: Tensor, flags?: PerSample): Tensor {
   const [n] = checkImages(images, "horizontalFlip", [1, 2, 3, 4]);
   if (flags === undefined) return images.flip(3);
   checkPerSample(flags, n, "flags", "horizontalFlip");
-  return scope(() => where(perSampleMask(flags), images.flip(3), images));
+  return scope(() => where(perSampleMask(flags, images), images.flip(3), images));
 }
 
 /** rgb_to_grayscale's luma: 0.2989 R + 0.587 G + 0.114 B as [B, 1, H, W] (C = 1: a copy). */
@@ -144,7 +164,7 @@ export function rgbToGrayscale(images: Tensor, flags?: PerSample): Tensor {
   if (c === 1) return images.clone();
   return scope(() => {
     const gray = grayscale(images).expandAs(images);
-    return flags === undefined ? gray.contiguous() : where(perSampleMask(flags), gray, images);
+    return flags === undefined ? gray.contiguous() : where(perSampleMask(flags, images), gray, images);
   });
 }
 
@@ -154,8 +174,8 @@ export function rgbToGrayscale(images: Tensor, flags?: PerSample): Tensor {
  */
 function blend(img1: Tensor, img2: Tensor | null, ratios: PerSample): Tensor {
   return scope(() => {
-    const out = img1.mul(perSample(ratios));
-    if (img2 !== null) addDisposing(out, img2.mul_(perSample(ratios, (r) => 1 - r)));
+    const out = img1.mul(perSample(ratios, img1));
+    if (img2 !== null) addDisposing(out, img2.mul_(perSample(ratios, img1, (r) => 1 - r)));
     return out.clamp_(0, 1);
   });
 }
@@ -163,7 +183,8 @@ function blend(img1: Tensor, img2: Tensor | null, ratios: PerSample): Tensor {
 function checkFactors(factors: PerSample, n: number, op: string): void {
   checkPerSample(factors, n, "factors", op);
   for (let i = 0; i < factors.length; i++) {
-    if (!((factors[i] as number) >= 0)) throw new RangeError(`${op}: factors must be non-negative, got ${factors[i]} for image ${i}`);
+    if (!((factors[i] as number) >= 0))
+      throw new RangeError(`${op}: factors must be non-negative, got ${factors[i]} for image ${i}`);
   }
 }
 
@@ -260,7 +281,7 @@ function hsvToRgb(h: Tensor, s: Tensor, v: Tensor): Tensor {
     };
     const sector = scope(() => i.sub(i.div(6).floor().mul_(6))); // i % 6, exact small integers
     const [n, height, width] = h.shape as [number, number, number];
-    const out = zeros([n, 3, height, width], { dtype: h.dtype });
+    const out = zeros([n, 3, height, width], { dtype: h.dtype, device: h.device });
     const channels = [0, 1, 2].map((c) => out.select(1, c));
     for (let k = 0; k < 6; k++) {
       const d = sector.sub(k);
@@ -278,13 +299,14 @@ export function adjustHue(images: Tensor, shifts: PerSample): Tensor {
   checkPerSample(shifts, n, "shifts", "adjustHue");
   for (let i = 0; i < n; i++) {
     const s = shifts[i] as number;
-    if (!(s >= -0.5 && s <= 0.5)) throw new RangeError(`adjustHue: shifts must be in [-0.5, 0.5], got ${s} for image ${i}`);
+    if (!(s >= -0.5 && s <= 0.5))
+      throw new RangeError(`adjustHue: shifts must be in [-0.5, 0.5], got ${s} for image ${i}`);
   }
   if (c === 1) return images.clone();
   return scope(() => {
     const [h, s, v] = rgbToHsv(images);
     // (h + shift) % 1.0 (torch.remainder): x − floor(x), exactly.
-    h.add_(perSample(shifts).squeeze(1));
+    h.add_(perSample(shifts, h).squeeze(1));
     const whole = h.floor();
     h.sub_(whole);
     whole.dispose();
@@ -329,7 +351,8 @@ export function gaussianBlur(images: Tensor, sigmas: PerSample, kernelSizes?: Pe
     if (!(sigma <= 0) && !(sigma > 0)) throw new RangeError(`${op}: sigma of image ${i} is ${sigma}`);
     if (sigma <= 0) return 1;
     const k = kernelSizes === undefined ? blurKernelSize(sigma) : (kernelSizes[i] as number);
-    if (!Number.isSafeInteger(k) || k < 1 || k % 2 === 0) throw new RangeError(`${op}: kernel sizes must be odd positive integers, got ${k}`);
+    if (!Number.isSafeInteger(k) || k < 1 || k % 2 === 0)
+      throw new RangeError(`${op}: kernel sizes must be odd positive integers, got ${k}`);
     return Math.min(k, maxSize);
   });
   const kMax = Math.max(...sizes);
@@ -342,7 +365,9 @@ export function gaussianBlur(images: Tensor, sigmas: PerSample, kernelSizes?: Pe
   });
   return scope(() => {
     // [B, C, H, W] → [1, B·C, H, W]: one channel group per (image, channel), each with its image's kernel.
-    const w = fromTypedArray(weights, [n, 1, kMax]).expand(n, c, kMax).reshape(n * c, 1, kMax);
+    const w = onDeviceOf(fromTypedArray(weights, [n, 1, kMax]), images)
+      .expand(n, c, kMax)
+      .reshape(n * c, 1, kMax);
     const x = F.pad(images.reshape(1, n * c, height, width), [radius, radius, radius, radius], { mode: "reflect" });
     const vertical = F.conv2d(x, w.view(n * c, 1, kMax, 1), null, { groups: n * c });
     const both = F.conv2d(vertical, w.view(n * c, 1, 1, kMax), null, { groups: n * c });
@@ -358,13 +383,16 @@ export function normalize(images: Tensor, stats: ChannelStats): Tensor {
   const [n, c, h, w] = checkImages(images, "normalize");
   const k = stats.mean.length;
   if (k !== stats.std.length || (k !== 1 && k !== 3)) {
-    throw new RangeError(`normalize: mean and std must both have 1 or 3 entries, got ${stats.mean.length} and ${stats.std.length}`);
+    throw new RangeError(
+      `normalize: mean and std must both have 1 or 3 entries, got ${stats.mean.length} and ${stats.std.length}`,
+    );
   }
-  if (stats.std.some((s) => !(s > 0))) throw new RangeError(`normalize: std must be positive, got [${stats.std.join(", ")}]`);
+  if (stats.std.some((s) => !(s > 0)))
+    throw new RangeError(`normalize: std must be positive, got [${stats.std.join(", ")}]`);
   return scope(() => {
     const x = k === 3 && c === 1 ? images.expand(n, 3, h, w) : images;
-    const mean = tensor([...stats.mean], { dtype: images.dtype }).view(1, k, 1, 1);
-    const std = tensor([...stats.std], { dtype: images.dtype }).view(1, k, 1, 1);
+    const mean = tensor([...stats.mean], { dtype: images.dtype, device: images.device }).view(1, k, 1, 1);
+    const std = tensor([...stats.std], { dtype: images.dtype, device: images.device }).view(1, k, 1, 1);
     return x.sub(mean).div_(std);
   });
 }

@@ -17,14 +17,22 @@
 //   RandomGrayscale: a coin, applied when coin < p;
 //   GaussianBlur: [a coin when p < 1, applied when coin <= p], then σ uniform in the range;
 //   RandomHorizontalFlip: a coin, applied when coin < p.
+//
+// Gaussian blur: the official v2 code blurs PIL images with ImageFilter.GaussianBlur(radius=σ);
+// on tensors we use torchvision's tensor gaussian_blur with σ drawn the same way and the kernel
+// size 2·ceil(3σ) + 1 (±3σ), reflect padding (augment-ops.ts).
+//
+// Performance: a batch goes through a few dozen tensor ops whatever its size; per-image values
+// become [B, 1, 1, 1] tensors. Native memory is invisible to V8 except through external-memory
+// accounting, which triggers full GCs when it grows fast, so intermediates are freed as soon as
+// the next one exists, and large outputs go through in groups of images (GROUP_VALUES).
 import { cat, fromTypedArray, scope, type Tensor } from "../torch/index.js";
-
-const CROP_CHUNK_VALUES = 4 * 2 ** 20;
 import {
   adjustHue,
   gaussianBlur,
   grayscale,
   normalize,
+  onDeviceOf,
   resizedCrop,
   rgbToGrayscale,
   roundHalfEven,
@@ -33,6 +41,11 @@ import {
 } from "./augment-ops.js";
 import { IMAGENET_STATS, type ChannelStats } from "./dataset.js";
 import { Random, type RandomState } from "./random.js";
+
+/** Images per group: at most this many output values (8 MB of float32) per intermediate tensor. */
+const GROUP_VALUES = 2 * 2 ** 20;
+/** uint8 → float conversion for the crop: at most this many input values at once. */
+const CROP_CHUNK_VALUES = 4 * 2 ** 20;
 
 export type Range = readonly [number, number];
 
@@ -76,7 +89,8 @@ export interface HorizontalFlipStep {
   p?: number;
 }
 
-export type AugmentStep = RandomResizedCropStep | ColorJitterStep | RandomGrayscaleStep | GaussianBlurStep | HorizontalFlipStep;
+export type AugmentStep =
+  RandomResizedCropStep | ColorJitterStep | RandomGrayscaleStep | GaussianBlurStep | HorizontalFlipStep;
 
 export interface AugmentConfig {
   steps: readonly AugmentStep[];
@@ -130,7 +144,8 @@ export interface AugmentParams {
 // ---- validation ------------------------------------------------------------------------------------
 
 function checkProbability(p: unknown, what: string): number {
-  if (typeof p !== "number" || !(p >= 0 && p <= 1)) throw new RangeError(`Augment: ${what} must be a probability in [0, 1], got ${String(p)}`);
+  if (typeof p !== "number" || !(p >= 0 && p <= 1))
+    throw new RangeError(`Augment: ${what} must be a probability in [0, 1], got ${String(p)}`);
   return p;
 }
 
@@ -146,7 +161,8 @@ function checkRange(range: unknown, what: string, positive: boolean): Range {
 }
 
 function checkNonNegative(v: unknown, what: string): number {
-  if (typeof v !== "number" || !(v >= 0) || !Number.isFinite(v)) throw new RangeError(`Augment: ${what} must be a non-negative number, got ${String(v)}`);
+  if (typeof v !== "number" || !(v >= 0) || !Number.isFinite(v))
+    throw new RangeError(`Augment: ${what} must be a non-negative number, got ${String(v)}`);
   return v;
 }
 
@@ -178,7 +194,9 @@ function resolveJitter(step: ColorJitterStep): ResolvedJitter {
 function resolveSize(size: unknown): [number, number] {
   const pair = typeof size === "number" ? [size, size] : size;
   if (!Array.isArray(pair) || pair.length !== 2 || !pair.every((v) => Number.isSafeInteger(v) && v >= 1)) {
-    throw new RangeError(`Augment: randomResizedCrop.size must be a positive integer or [height, width], got ${JSON.stringify(size)}`);
+    throw new RangeError(
+      `Augment: randomResizedCrop.size must be a positive integer or [height, width], got ${JSON.stringify(size)}`,
+    );
   }
   return pair as [number, number];
 }
@@ -246,7 +264,11 @@ function resolveStep(step: AugmentStep, index: number): Resolved {
     case "randomGrayscale":
       return { op: step.op, p: checkProbability(step.p, "randomGrayscale.p") };
     case "gaussianBlur":
-      return { op: step.op, sigma: checkRange(step.sigma, "gaussianBlur.sigma", true), p: checkProbability(step.p ?? 1, "gaussianBlur.p") };
+      return {
+        op: step.op,
+        sigma: checkRange(step.sigma, "gaussianBlur.sigma", true),
+        p: checkProbability(step.p ?? 1, "gaussianBlur.p"),
+      };
     case "horizontalFlip":
       return { op: step.op, p: checkProbability(step.p ?? 0.5, "horizontalFlip.p") };
     default:
@@ -279,13 +301,20 @@ export class Augment {
     if (first === undefined || first.op !== "randomResizedCrop") {
       throw new RangeError("Augment: the first step must be randomResizedCrop (it sets the output size)");
     }
-    if (steps.slice(1).some((s) => s.op === "randomResizedCrop")) throw new RangeError("Augment: only one randomResizedCrop step is supported");
+    if (steps.slice(1).some((s) => s.op === "randomResizedCrop"))
+      throw new RangeError("Augment: only one randomResizedCrop step is supported");
     if (config.normalize !== null && config.normalize !== undefined) {
       const { mean, std } = config.normalize;
-      if (!Array.isArray(mean) || !Array.isArray(std) || mean.length !== std.length || (mean.length !== 1 && mean.length !== 3)) {
+      if (
+        !Array.isArray(mean) ||
+        !Array.isArray(std) ||
+        mean.length !== std.length ||
+        (mean.length !== 1 && mean.length !== 3)
+      ) {
         throw new RangeError("Augment: normalize.mean and normalize.std must both have 1 or 3 entries");
       }
-      if (std.some((s) => !(s > 0))) throw new RangeError(`Augment: normalize.std must be positive, got [${std.join(", ")}]`);
+      if (std.some((s) => !(s > 0)))
+        throw new RangeError(`Augment: normalize.std must be positive, got [${std.join(", ")}]`);
     }
     this.config = config;
     this.#steps = steps;
@@ -294,7 +323,8 @@ export class Augment {
 
   /** Draws the parameters for a batch of n images of size height × width. */
   sample(rng: Random, n: number, height: number, width: number): AugmentParams {
-    if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`Augment.sample: n must be a non-negative integer, got ${n}`);
+    if (!Number.isSafeInteger(n) || n < 0)
+      throw new RangeError(`Augment.sample: n must be a non-negative integer, got ${n}`);
     const params: StepParams[] = this.#steps.map((s): StepParams => {
       switch (s.op) {
         case "randomResizedCrop":
@@ -349,7 +379,8 @@ export class Augment {
 
   /** Applies drawn parameters (deterministic). uint8 input is read as x / 255. */
   applyWith(images: Tensor, params: AugmentParams): Tensor {
-    if (images.ndim !== 4) throw new RangeError(`Augment: expects images [B, C, H, W], got [${images.shape.join(", ")}]`);
+    if (images.ndim !== 4)
+      throw new RangeError(`Augment: expects images [B, C, H, W], got [${images.shape.join(", ")}]`);
     const [n, c, height, width] = images.shape as [number, number, number, number];
     if (c !== 1 && c !== 3) throw new RangeError(`Augment: expects 1 or 3 channels, got ${c}`);
     if (params.n !== n || params.height !== height || params.width !== width) {
@@ -357,11 +388,28 @@ export class Augment {
         `Augment: parameters drawn for ${params.n} images of ${params.height}×${params.width}, got ${n} of ${height}×${width}`,
       );
     }
-    if (images.dtype !== "uint8" && images.dtype !== "float32") throw new TypeError(`Augment: expects uint8 or float32 images, got ${images.dtype}`);
+    if (images.dtype !== "uint8" && images.dtype !== "float32")
+      throw new TypeError(`Augment: expects uint8 or float32 images, got ${images.dtype}`);
+    // Large images go through in groups of images whose planes stay small (~8 MB): libtorch's
+    // big allocations are fresh pages from the kernel, and V8 runs a full GC whenever native
+    // memory grows fast; smaller live tensors avoid both. The result is the same.
+    const [outH, outW] = this.outputSize;
+    const group = Math.max(1, Math.floor(GROUP_VALUES / (c * outH * outW)));
+    if (n > group) {
+      return scope(() => {
+        const parts: Tensor[] = [];
+        for (let start = 0; start < n; start += group) {
+          const end = Math.min(n, start + group);
+          parts.push(this.applyWith(images.narrow(0, start, end - start), sliceParams(params, start, end)));
+        }
+        return cat(parts, 0);
+      });
+    }
     return scope(() => {
       const flips = new Uint8Array(n);
       for (const p of params.steps) {
-        if (p.op === "horizontalFlip") for (let i = 0; i < n; i++) flips[i] = (flips[i] as number) ^ (p.applied[i] as number);
+        if (p.op === "horizontalFlip")
+          for (let i = 0; i < n; i++) flips[i] = (flips[i] as number) ^ (p.applied[i] as number);
       }
       let x = this.crop(images, (params.steps[0] as CropParams).boxes, flips);
       // Each step frees the previous result at once: fewer live planes, less GC pressure.
@@ -371,10 +419,12 @@ export class Augment {
       };
       for (const p of params.steps) {
         if (p.op === "colorJitter") replace(applyJitter(x, p));
-        else if (p.op === "randomGrayscale" && c === 3 && countWhere(p.applied) > 0) replace(rgbToGrayscale(x, p.applied));
-        else if (p.op === "gaussianBlur" && p.sigma.some((s) => s > 0)) replace(gaussianBlur(x, p.sigma));
+        else if (p.op === "randomGrayscale" && c === 3 && countWhere(p.applied) > 0)
+          replace(rgbToGrayscale(x, p.applied));
+        else if (p.op === "gaussianBlur" && p.sigma.some((s) => s > 0)) replace(blurSubset(x, p.sigma));
       }
-      if (this.config.normalize !== null && this.config.normalize !== undefined) replace(normalize(x, this.config.normalize));
+      if (this.config.normalize !== null && this.config.normalize !== undefined)
+        replace(normalize(x, this.config.normalize));
       return x;
     });
   }
@@ -394,7 +444,12 @@ export class Augment {
         const k = Math.min(chunk, n - start);
         parts.push(
           scope(() =>
-            resizedCrop(images.narrow(0, start, k).to("float32"), boxes.slice(start, start + k), this.outputSize, flips.subarray(start, start + k)),
+            resizedCrop(
+              images.narrow(0, start, k).to("float32"),
+              boxes.slice(start, start + k),
+              this.outputSize,
+              flips.subarray(start, start + k),
+            ),
           ),
         );
       }
@@ -408,6 +463,31 @@ export class Augment {
     const [n, , height, width] = images.shape as [number, number, number, number];
     return this.applyWith(images, this.sample(rng, n, height, width));
   }
+}
+
+/** The parameters of images start..end-1 of a batch. */
+export function sliceParams(params: AugmentParams, start: number, end: number): AugmentParams {
+  const steps = params.steps.map((p): StepParams => {
+    switch (p.op) {
+      case "randomResizedCrop":
+        return { op: p.op, boxes: p.boxes.slice(start, end) };
+      case "colorJitter":
+        return {
+          op: p.op,
+          applied: p.applied.subarray(start, end),
+          order: p.order.subarray(4 * start, 4 * end),
+          brightness: p.brightness.subarray(start, end),
+          contrast: p.contrast.subarray(start, end),
+          saturation: p.saturation.subarray(start, end),
+          hue: p.hue.subarray(start, end),
+        };
+      case "gaussianBlur":
+        return { op: p.op, sigma: p.sigma.subarray(start, end) };
+      default:
+        return { op: p.op, applied: p.applied.subarray(start, end) };
+    }
+  });
+  return { n: end - start, height: params.height, width: params.width, steps };
 }
 
 /**
@@ -441,8 +521,18 @@ function applyJitter(images: Tensor, p: JitterParams): Tensor {
     if (any) x = step(x, blendSlot(x, f, useMean, useGray), images);
     if (c === 1) continue; // hue has no effect on gray images
     const subset: number[] = [];
-    for (let i = 0; i < n; i++) if (p.applied[i] && p.order[4 * i + slot] === 3 && !Number.isNaN(p.hue[i] as number)) subset.push(i);
-    if (subset.length > 0) x = step(x, hueOnSubset(x, subset, subset.map((i) => p.hue[i] as number)), images);
+    for (let i = 0; i < n; i++)
+      if (p.applied[i] && p.order[4 * i + slot] === 3 && !Number.isNaN(p.hue[i] as number)) subset.push(i);
+    if (subset.length > 0)
+      x = step(
+        x,
+        hueOnSubset(
+          x,
+          subset,
+          subset.map((i) => p.hue[i] as number),
+        ),
+        images,
+      );
   }
   return x === images ? images.clone() : x;
 }
@@ -450,7 +540,7 @@ function applyJitter(images: Tensor, p: JitterParams): Tensor {
 /** (f·x + (1 − f)·ref).clamp(0, 1) with ref = useGray·gray + useMean·mean(gray) per image. */
 function blendSlot(x: Tensor, f: Float64Array, useMean: Uint8Array, useGray: Uint8Array): Tensor {
   const n = f.length;
-  const column = (values: ArrayLike<number>) => fromTypedArray(Float32Array.from(values), [n, 1, 1, 1]);
+  const column = (values: ArrayLike<number>) => onDeviceOf(fromTypedArray(Float32Array.from(values), [n, 1, 1, 1]), x);
   return scope(() => {
     const out = x.mul(column(f));
     const anyMean = useMean.some((v) => v === 1);
@@ -474,13 +564,34 @@ function step(previous: Tensor, next: Tensor, input: Tensor): Tensor {
 }
 
 function hueOnSubset(images: Tensor, subset: number[], shifts: number[]): Tensor {
+  return onSubset(images, subset, (x) => adjustHue(x, shifts));
+}
+
+/** Applies `fn` to the images of `subset` only (gather, compute, scatter back). */
+function onSubset(images: Tensor, subset: number[], fn: (x: Tensor) => Tensor): Tensor {
   const [n, c, h, w] = images.shape as [number, number, number, number];
-  if (subset.length === n) return adjustHue(images, shifts);
+  if (subset.length === n) return fn(images);
   return scope(() => {
-    const idx = fromTypedArray(Int32Array.from(subset), [subset.length], "int32").long();
-    const adjusted = adjustHue(images.indexSelect(0, idx), shifts);
-    return images.scatter(0, idx.view(subset.length, 1, 1, 1).expand(subset.length, c, h, w), adjusted);
+    const idx = onDeviceOf(fromTypedArray(Int32Array.from(subset), [subset.length], "int32").long(), images);
+    const part = images.indexSelect(0, idx);
+    const done = fn(part);
+    part.dispose();
+    return images.scatter(0, idx.view(subset.length, 1, 1, 1).expand(subset.length, c, h, w), done);
   });
+}
+
+/** Gaussian blur of the images with σ > 0 only. */
+function blurSubset(images: Tensor, sigma: Float64Array): Tensor {
+  const subset: number[] = [];
+  sigma.forEach((s, i) => {
+    if (s > 0) subset.push(i);
+  });
+  return onSubset(images, subset, (x) =>
+    gaussianBlur(
+      x,
+      subset.map((i) => sigma[i] as number),
+    ),
+  );
 }
 
 // ---- presets -------------------------------------------------------------------------------------------
@@ -543,7 +654,8 @@ export function cifarDemoConfig(options: Partial<PresetOptions> & { stats?: Chan
       { op: "randomGrayscale", p: 0.2 },
       { op: "horizontalFlip", p: 0.5 },
     ],
-    normalize: options.stats === undefined ? { mean: [0.4914, 0.4822, 0.4465], std: [0.2023, 0.1994, 0.201] } : options.stats,
+    normalize:
+      options.stats === undefined ? { mean: [0.4914, 0.4822, 0.4465], std: [0.2023, 0.1994, 0.201] } : options.stats,
   };
 }
 
@@ -563,7 +675,8 @@ export class TwoViewAugment {
 
   constructor(augment: Augment | AugmentConfig, options: { seed?: number; rng?: Random } = {}) {
     this.augment = augment instanceof Augment ? augment : new Augment(augment);
-    if (options.rng !== undefined && options.seed !== undefined) throw new TypeError("TwoViewAugment: give seed or rng, not both");
+    if (options.rng !== undefined && options.seed !== undefined)
+      throw new TypeError("TwoViewAugment: give seed or rng, not both");
     this.rng = options.rng ?? new Random(options.seed ?? 0);
   }
 
@@ -590,7 +703,8 @@ export interface EvalTransformOptions {
 
 /** The un-augmented view for feature banks and evaluation: centre crop, x / 255, Normalize. */
 export function evalTransform(images: Tensor, options: EvalTransformOptions): Tensor {
-  if (images.ndim !== 4) throw new RangeError(`evalTransform: expects images [B, C, H, W], got [${images.shape.join(", ")}]`);
+  if (images.ndim !== 4)
+    throw new RangeError(`evalTransform: expects images [B, C, H, W], got [${images.shape.join(", ")}]`);
   const [n, , height, width] = images.shape as [number, number, number, number];
   const [h, w] = options.size === undefined ? [height, width] : resolveSize(options.size);
   return scope(() => {
@@ -601,7 +715,11 @@ export function evalTransform(images: Tensor, options: EvalTransformOptions): Te
       x = toFloatImages(images.narrow(2, top, h).narrow(3, left, w));
     } else {
       const box: CropBox = { top: 0, left: 0, height, width };
-      x = resizedCrop(toFloatImages(images), Array.from({ length: n }, () => box), [h, w]);
+      x = resizedCrop(
+        toFloatImages(images),
+        Array.from({ length: n }, () => box),
+        [h, w],
+      );
     }
     return options.stats === null ? x : normalize(x, options.stats);
   });

@@ -99,14 +99,19 @@ function classNames(folder: string, variant: Variant): readonly string[] {
     .map((line) => line.trim())
     .filter((line) => line.length > 0);
   if (names.length !== variant.defaultNames.length) {
-    throw new DatasetError("CORRUPT", path, `expected ${variant.defaultNames.length} class names, found ${names.length}`);
+    throw new DatasetError(
+      "CORRUPT",
+      path,
+      `expected ${variant.defaultNames.length} class names, found ${names.length}`,
+    );
   }
   return names;
 }
 
 function openCifar(variant: Variant, options: CifarOptions): TensorImageDataset {
   const split = options.split ?? "train";
-  if (split !== "train" && split !== "test") throw new TypeError(`${variant.kind}: split must be "train" or "test", got ${String(split)}`);
+  if (split !== "train" && split !== "test")
+    throw new TypeError(`${variant.kind}: split must be "train" or "test", got ${String(split)}`);
   const folder = resolveFolder(options.dir, variant);
   const record = variant.labelBytes + PIXELS;
   const numClasses = variant.defaultNames.length;
@@ -130,7 +135,11 @@ function openCifar(variant: Variant, options: CifarOptions): TensorImageDataset 
     for (let offset = 0; offset < data.length; offset += record, k++) {
       const label = data[offset + variant.labelBytes - 1] as number; // the fine label for CIFAR-100
       if (label >= numClasses) {
-        throw new DatasetError("CORRUPT", path, `record ${offset / record} has label ${label}, ${variant.kind} has ${numClasses} classes`);
+        throw new DatasetError(
+          "CORRUPT",
+          path,
+          `record ${offset / record} has label ${label}, ${variant.kind} has ${numClasses} classes`,
+        );
       }
       labels[k] = label;
       pixels.set(data.subarray(offset + variant.labelBytes, offset + record), k * PIXELS);

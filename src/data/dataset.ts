@@ -109,7 +109,10 @@ function indexTensor(indices: ArrayLike<number>, length: number, what: string): 
 
 /** Indices as JS numbers, checked against the dataset length. */
 export function indexArray(indices: Indices, length: number, what: string): number[] {
-  const list = indices instanceof Int32Array || Array.isArray(indices) ? Array.from(indices as ArrayLike<number>) : (indices as Tensor).toArray();
+  const list =
+    indices instanceof Int32Array || Array.isArray(indices)
+      ? Array.from(indices as ArrayLike<number>)
+      : (indices as Tensor).toArray();
   for (const k of list) {
     if (!Number.isSafeInteger(k) || k < 0 || k >= length) {
       throw new RangeError(`${what}.batch: index ${String(k)} out of range [0, ${length})`);
@@ -140,7 +143,9 @@ export class TensorImageDataset implements ImageDataset {
   constructor(options: TensorDatasetOptions) {
     const { images, labels } = options;
     if (images.dtype !== "uint8" || images.ndim !== 4) {
-      throw new TypeError(`TensorImageDataset: images must be uint8 [N, C, H, W], got ${images.dtype} [${images.shape.join(", ")}]`);
+      throw new TypeError(
+        `TensorImageDataset: images must be uint8 [N, C, H, W], got ${images.dtype} [${images.shape.join(", ")}]`,
+      );
     }
     if (labels !== null && (labels.dtype !== "int64" || labels.ndim !== 1 || labels.shape[0] !== images.shape[0])) {
       throw new TypeError(

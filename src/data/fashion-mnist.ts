@@ -45,12 +45,14 @@ function findFile(dir: string, stem: string): string {
   throw new DatasetError(
     "NOT_FOUND",
     `${join(dir, stem)}(.gz)`,
-    "not found" + (dir === FASHION_MNIST_DIR ? " — install it with: sudo apt-get install -y dataset-fashion-mnist" : ""),
+    "not found" +
+      (dir === FASHION_MNIST_DIR ? " — install it with: sudo apt-get install -y dataset-fashion-mnist" : ""),
   );
 }
 
 function checkSplit(split: unknown, op: string): Split {
-  if (split !== "train" && split !== "test") throw new TypeError(`${op}: split must be "train" or "test", got ${String(split)}`);
+  if (split !== "train" && split !== "test")
+    throw new TypeError(`${op}: split must be "train" or "test", got ${String(split)}`);
   return split;
 }
 
@@ -62,7 +64,11 @@ export function loadMnistLayout(dir: string, split: Split): LabeledImages {
   const images = readIdx(imagesPath);
   const labels = readIdx(labelsPath);
   if (images.shape.length !== 3) {
-    throw new DatasetError("CORRUPT", imagesPath, `expected a rank-3 IDX array of images, got [${images.shape.join(", ")}]`);
+    throw new DatasetError(
+      "CORRUPT",
+      imagesPath,
+      `expected a rank-3 IDX array of images, got [${images.shape.join(", ")}]`,
+    );
   }
   if (labels.shape.length !== 1 || images.shape[0] !== labels.shape[0]) {
     throw new DatasetError(
@@ -94,7 +100,11 @@ function openLayout(
   if (maxLabel >= classNames.length) {
     images.dispose();
     labels.dispose();
-    throw new DatasetError("CORRUPT", dir, `${split} labels go up to ${maxLabel}, ${kind} has ${classNames.length} classes`);
+    throw new DatasetError(
+      "CORRUPT",
+      dir,
+      `${split} labels go up to ${maxLabel}, ${kind} has ${classNames.length} classes`,
+    );
   }
   // [N, H, W] → [N, 1, H, W]: a view of the same storage.
   const withChannel = keep(images.unsqueeze(1));
@@ -105,7 +115,13 @@ function openLayout(
 /** Fashion-MNIST in memory: uint8 [N, 1, 28, 28] (60 000 train / 10 000 test), 10 classes. */
 export function openFashionMnist(options: MnistLayoutOptions = {}): TensorImageDataset {
   const split = checkSplit(options.split ?? "train", "openFashionMnist");
-  return openLayout("fashion-mnist", options.dir ?? FASHION_MNIST_DIR, split, FASHION_MNIST_CLASSES, FASHION_MNIST_STATS);
+  return openLayout(
+    "fashion-mnist",
+    options.dir ?? FASHION_MNIST_DIR,
+    split,
+    FASHION_MNIST_CLASSES,
+    FASHION_MNIST_STATS,
+  );
 }
 
 /** MNIST (same file layout as Fashion-MNIST); there is no default folder. */

@@ -5,7 +5,8 @@ import { DatasetError } from "./dataset.js";
 
 function fsError(cause: unknown, path: string, what: string): DatasetError {
   const code = (cause as NodeJS.ErrnoException).code;
-  if (code === "ENOENT" || code === "ENOTDIR") return new DatasetError("NOT_FOUND", path, `${what} not found`, { cause });
+  if (code === "ENOENT" || code === "ENOTDIR")
+    return new DatasetError("NOT_FOUND", path, `${what} not found`, { cause });
   return new DatasetError("UNREADABLE", path, `cannot read ${what}: ${(cause as Error).message}`, { cause });
 }
 

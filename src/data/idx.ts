@@ -40,7 +40,11 @@ export function readIdx(path: string): IdxArray {
   const type = bytes[2];
   const rank = bytes[3] ?? 0;
   if (type !== UNSIGNED_BYTE) {
-    throw new DatasetError("CORRUPT", path, `IDX element type 0x${(type ?? 0).toString(16)} is not supported (only unsigned bytes)`);
+    throw new DatasetError(
+      "CORRUPT",
+      path,
+      `IDX element type 0x${(type ?? 0).toString(16)} is not supported (only unsigned bytes)`,
+    );
   }
   const headerLength = 4 + 4 * rank;
   if (rank === 0) throw new DatasetError("CORRUPT", path, "IDX header with rank 0");

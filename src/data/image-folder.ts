@@ -100,13 +100,18 @@ async function walkImages(dir: string, out: string[] = [], depth = 0): Promise<s
 
 function resolveRoot(root: string, split: Split | undefined): string {
   if (split === undefined) return root;
-  if (split !== "train" && split !== "test") throw new TypeError(`openImageFolder: split must be "train" or "test", got ${String(split)}`);
+  if (split !== "train" && split !== "test")
+    throw new TypeError(`openImageFolder: split must be "train" or "test", got ${String(split)}`);
   statOrThrow(root, "image folder");
   const candidates = split === "train" ? ["train"] : ["val", "test"];
   for (const name of candidates) {
     if (statOrNull(join(root, name))?.isDirectory() === true) return join(root, name);
   }
-  throw new DatasetError("NOT_FOUND", join(root, candidates[0] as string), `no ${split} split folder (looked for ${candidates.join(", ")})`);
+  throw new DatasetError(
+    "NOT_FOUND",
+    join(root, candidates[0] as string),
+    `no ${split} split folder (looked for ${candidates.join(", ")})`,
+  );
 }
 
 /** Decodes one image to uint8 HWC bytes of the working size; errors name the file. */
@@ -117,7 +122,12 @@ export async function decodeImage(path: string, size: number, channels: 1 | 3): 
       .removeAlpha();
     pipeline = channels === 1 ? pipeline.toColourspace("b-w") : pipeline.toColourspace("srgb");
     const { data, info } = await pipeline.raw({ depth: "uchar" }).toBuffer({ resolveWithObject: true });
-    if (info.width !== size || info.height !== size || info.channels !== channels || data.length !== size * size * channels) {
+    if (
+      info.width !== size ||
+      info.height !== size ||
+      info.channels !== channels ||
+      data.length !== size * size * channels
+    ) {
       throw new Error(`decoded to ${info.width}×${info.height}×${info.channels}, expected ${size}×${size}×${channels}`);
     }
     return data;
@@ -125,9 +135,14 @@ export async function decodeImage(path: string, size: number, channels: 1 | 3): 
     if (cause instanceof DatasetError) throw cause;
     const message = (cause as Error).message.split("\n")[0] ?? "";
     const missing = /no such file|ENOENT|Input file is missing/i.test(message);
-    throw new DatasetError(missing ? "NOT_FOUND" : "CORRUPT", path, missing ? "image not found" : `cannot decode image: ${message}`, {
-      cause,
-    });
+    throw new DatasetError(
+      missing ? "NOT_FOUND" : "CORRUPT",
+      path,
+      missing ? "image not found" : `cannot decode image: ${message}`,
+      {
+        cause,
+      },
+    );
   }
 }
 
@@ -146,7 +161,12 @@ async function scanFolder(dir: string): Promise<FolderContents> {
   }
   const withImages = classes.filter((c) => c.files.length > 0);
   if (withImages.length === 0) {
-    if (files.length === 0) throw new DatasetError("EMPTY", dir, `no images (${IMAGE_EXTENSIONS.join(" ")}) in the folder or its sub-folders`);
+    if (files.length === 0)
+      throw new DatasetError(
+        "EMPTY",
+        dir,
+        `no images (${IMAGE_EXTENSIONS.join(" ")}) in the folder or its sub-folders`,
+      );
     return { files: files.map((f) => join(dir, f)), labels: null, classNames: [] };
   }
   if (files.length > 0) {
@@ -167,7 +187,11 @@ async function scanFolder(dir: string): Promise<FolderContents> {
 }
 
 /** Runs `fn` on every item with at most `limit` promises pending. */
-async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+async function forEachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < items.length) {
@@ -217,7 +241,8 @@ export class ImageFolderDataset implements ImageDataset {
     this.root = state.root;
     this.files = state.files;
     this.#labelList = state.labels;
-    this.labels = state.labels === null ? null : keep(scope(() => tensor(state.labels as number[], { dtype: "int64" })));
+    this.labels =
+      state.labels === null ? null : keep(scope(() => tensor(state.labels as number[], { dtype: "int64" })));
     this.classNames = state.classNames;
     this.channels = state.channels;
     this.height = state.size;
@@ -269,9 +294,11 @@ export class ImageFolderDataset implements ImageDataset {
 /** Opens an image folder: lists the images (and verifies them with skipBadImages). */
 export async function openImageFolder(options: ImageFolderOptions): Promise<ImageFolderDataset> {
   const size = options.size ?? 256;
-  if (!Number.isSafeInteger(size) || size < 1) throw new RangeError(`openImageFolder: size must be a positive integer, got ${String(size)}`);
+  if (!Number.isSafeInteger(size) || size < 1)
+    throw new RangeError(`openImageFolder: size must be a positive integer, got ${String(size)}`);
   const channels = options.channels ?? 3;
-  if (channels !== 1 && channels !== 3) throw new RangeError(`openImageFolder: channels must be 1 or 3, got ${String(channels)}`);
+  if (channels !== 1 && channels !== 3)
+    throw new RangeError(`openImageFolder: channels must be 1 or 3, got ${String(channels)}`);
   const dir = resolveRoot(options.root, options.split);
   const contents = await scanFolder(dir);
   let { files, labels } = contents;

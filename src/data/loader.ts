@@ -79,7 +79,8 @@ export class DataLoader {
 
   /** The dataset order of an epoch: a permutation drawn from (seed, epoch), or 0..N-1. */
   order(epoch: number): Int32Array {
-    if (!Number.isSafeInteger(epoch) || epoch < 0) throw new RangeError(`DataLoader: epoch must be a non-negative integer, got ${epoch}`);
+    if (!Number.isSafeInteger(epoch) || epoch < 0)
+      throw new RangeError(`DataLoader: epoch must be a non-negative integer, got ${epoch}`);
     const n = this.dataset.length;
     if (this.shuffle) return new Random(this.seed, epoch).permutation(n);
     return Int32Array.from({ length: n }, (_, i) => i);
@@ -110,13 +111,24 @@ export class DataLoader {
    * The batches of one epoch, from `startStep` (to resume mid-epoch). Up to `prefetch` batches
    * are read ahead. Leaving the loop early frees the batches read ahead.
    */
-  async *batches(epoch: number, options: { startStep?: number } = {}): AsyncGenerator<Batch, void, undefined> {
+  batches(epoch: number, options: { startStep?: number } = {}): AsyncGenerator<Batch, void, undefined> {
+    // Validated here, at the call, rather than at the first next() of the generator.
     const order = this.order(epoch);
     const total = this.batchesPerEpoch;
-    let next = options.startStep ?? 0;
-    if (!Number.isSafeInteger(next) || next < 0 || next > total) {
+    const start = options.startStep ?? 0;
+    if (!Number.isSafeInteger(start) || start < 0 || start > total) {
       throw new RangeError(`DataLoader.batches: startStep must be in [0, ${total}], got ${String(options.startStep)}`);
     }
+    return this.generate(order, epoch, start, total);
+  }
+
+  private async *generate(
+    order: Int32Array,
+    epoch: number,
+    start: number,
+    total: number,
+  ): AsyncGenerator<Batch, void, undefined> {
+    let next = start;
     const pending: Promise<Batch>[] = [];
     const launch = () => {
       while (pending.length < this.prefetch && next < total) {
@@ -133,7 +145,11 @@ export class DataLoader {
         yield batch;
       }
     } finally {
-      for (const promise of pending) promise.then((b) => b.dispose(), () => {});
+      for (const promise of pending)
+        promise.then(
+          (b) => b.dispose(),
+          () => {},
+        );
     }
   }
 }

@@ -59,7 +59,11 @@ export class Random {
   }
 
   setState(state: RandomState): void {
-    if (!Array.isArray(state) || state.length !== 4 || !state.every((w) => Number.isInteger(w) && w >= 0 && w < 2 ** 32)) {
+    if (
+      !Array.isArray(state) ||
+      state.length !== 4 ||
+      !state.every((w) => Number.isInteger(w) && w >= 0 && w < 2 ** 32)
+    ) {
       throw new TypeError(`Random.setState: expected four unsigned 32-bit integers, got ${JSON.stringify(state)}`);
     }
     if (state.every((w) => w === 0)) throw new RangeError("Random.setState: the all-zero state is invalid");
@@ -107,7 +111,8 @@ export class Random {
   /** An integer uniform on [low, high) (high > low), without modulo bias. */
   int(low: number, high: number): number {
     const span = high - low;
-    if (!Number.isSafeInteger(span) || span <= 0) throw new RangeError(`Random.int: need high > low, got [${low}, ${high})`);
+    if (!Number.isSafeInteger(span) || span <= 0)
+      throw new RangeError(`Random.int: need high > low, got [${low}, ${high})`);
     if (span <= 2 ** 32) {
       const limit = 2 ** 32 - (2 ** 32 % span);
       for (;;) {

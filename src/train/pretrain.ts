@@ -274,6 +274,9 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
         } finally {
           batch.dispose();
         }
+        // In-memory batches resolve as microtasks: without a turn of the event loop, Ctrl-C (and
+        // the finalizers of forgotten tensors) would wait for the end of the run.
+        await new Promise((resolve) => setImmediate(resolve));
       }
       epochStep = 0;
       const seconds = (Date.now() - epochStart) / 1000;
