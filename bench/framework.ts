@@ -24,8 +24,10 @@ export interface MetricSpec {
   target?: number;
   /** Digits after the point in the table (default 2). */
   digits?: number;
-  /** Not a performance figure (e.g. peak memory): shown without a target, and best round = first. */
+  /** Shown without a target (e.g. peak memory). */
   informational?: boolean;
+  /** Which round to report per side: the best (default) or the worst (e.g. the highest peak memory). */
+  combine?: "best" | "worst";
 }
 
 export interface RunContext {
@@ -56,7 +58,9 @@ export function now(): number {
 export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 /** Runs `fn` `repeats` times after `warmup` runs and returns each run's duration in seconds. */

@@ -57,7 +57,8 @@ function parseArgs(argv: readonly string[]): Options {
   };
   const positiveInt = (flag: string, value: string | undefined): number => {
     const n = Number(value);
-    if (value === undefined || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`${flag} expects an integer >= 1, got ${String(value)}`);
+    if (value === undefined || !Number.isSafeInteger(n) || n < 1)
+      throw new UsageError(`${flag} expects an integer >= 1, got ${String(value)}`);
     return n;
   };
   for (let i = 0; i < argv.length; i++) {
@@ -131,7 +132,9 @@ function runChild(command: string, args: string[], threads: number, who: string)
   });
   if (result.error) throw new Error(`${who}: ${result.error.message}`);
   if (result.status !== 0) {
-    throw new Error(`${who} exited with ${result.status ?? result.signal}:\n${result.stderr.trim().split("\n").slice(-15).join("\n")}`);
+    throw new Error(
+      `${who} exited with ${result.status ?? result.signal}:\n${result.stderr.trim().split("\n").slice(-15).join("\n")}`,
+    );
   }
   return parseMeasurement(result.stdout, who);
 }
@@ -161,12 +164,12 @@ interface Row {
   digits: number;
 }
 
-/** The best round of one side for one metric (the first round for informational metrics). */
+/** One side's figure for one metric over its rounds: the best round, or the worst if the metric asks. */
 function best(spec: MetricSpec, rounds: Measurement[]): number {
   const values = rounds.map((m) => m.values[spec.key]).filter((v): v is number => typeof v === "number");
   if (values.length === 0) return Number.NaN;
-  if (spec.informational) return Math.max(...values);
-  return spec.better === "lower" ? Math.min(...values) : Math.max(...values);
+  const lowest = (spec.better === "lower") === ((spec.combine ?? "best") === "best");
+  return lowest ? Math.min(...values) : Math.max(...values);
 }
 
 function rowsFor(entry: BenchEntry, ours: Measurement[], python: Measurement[]): Row[] {
@@ -200,13 +203,18 @@ function formatTable(rows: Row[], skipped: { entry: string; reason: string }[]):
     r.ours.toFixed(r.digits),
     r.python.toFixed(r.digits),
     r.ratio.toFixed(3),
-    r.target === null ? "-" : `${r.better === "lower" ? "<=" : ">="} ${r.target.toFixed(2)} ${r.meetsTarget ? "met" : "MISSED"}`,
+    r.target === null
+      ? "-"
+      : `${r.better === "lower" ? "<=" : ">="} ${r.target.toFixed(2)} ${r.meetsTarget ? "met" : "MISSED"}`,
   ]);
   for (const s of skipped) body.push([s.entry, `skipped: ${s.reason}`, "", "", "", "", ""]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => (row[i] ?? "").length)));
   const numeric = new Set([3, 4, 5]);
   const line = (cells: string[]) =>
-    cells.map((c, i) => (numeric.has(i) ? c.padStart(widths[i] as number) : c.padEnd(widths[i] as number))).join("  ").trimEnd();
+    cells
+      .map((c, i) => (numeric.has(i) ? c.padStart(widths[i] as number) : c.padEnd(widths[i] as number)))
+      .join("  ")
+      .trimEnd();
   return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
 }
 

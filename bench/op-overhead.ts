@@ -10,13 +10,15 @@ export const opOverhead: BenchEntry = {
   description: "add of two 1-element float32 tensors, result freed each call",
   python: "op-overhead.py",
   rounds: 3,
-  metrics: [{ key: "us_per_call", label: "per-call overhead", unit: "µs/call", better: "lower", target: 1.0, digits: 3 }],
+  metrics: [
+    { key: "us_per_call", label: "per-call overhead", unit: "µs/call", better: "lower", target: 1.0, digits: 3 },
+  ],
   runOurs({ quick }) {
     const n = quick ? 20_000 : 200_000;
     const repeats = quick ? 2 : 5;
     const a = torch.ones([1]);
     const b = torch.ones([1]);
-    const perCall = (times: number[]) => Math.min(...times) * 1e6 / n;
+    const perCall = (times: number[]) => (Math.min(...times) * 1e6) / n;
     // What a user writes: a new Tensor per call, disposed at once.
     const disposed = timeRepeats(() => {
       for (let i = 0; i < n; i++) {

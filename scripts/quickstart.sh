@@ -5,3 +5,4 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 npm run --silent build
 node bin/moco.js doctor
+node bin/moco.js pretrain

@@ -1,7 +1,7 @@
 // The protected boundary between JavaScript and libtorch.
 //
-// Tensors cross as Napi::External<Holder>. Every op is a plain function over an `Args` view of the
-// call; a single trampoline turns every C++ and libtorch exception into a JS Error that names the op,
+// Tensors cross as BigInt handles naming a slot of a per-thread table (args.cc). Every op is a
+// plain function over an `Args` view of the call; a single trampoline turns every C++ and libtorch exception into a JS Error that names the op,
 // so no user input can abort the process. No defaults or policy live here: the TypeScript layer
 // validates and fills in arguments, C++ only computes.
 #pragma once
@@ -15,11 +15,8 @@
 
 namespace moco {
 
-// One JS-visible reference to an at::Tensor. `tensor` is reset on dispose; the holder itself is
-// deleted by the External's finalizer.
+// One JS-visible reference to an at::Tensor. `tensor` is reset on dispose, and the slot is reused.
 struct Holder {
-  static constexpr uint32_t kMagic = 0x70726368;  // guards against foreign externals
-  uint32_t magic = kMagic;
   at::Tensor tensor;
   int64_t accountedBytes = 0;
 };

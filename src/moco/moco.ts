@@ -89,10 +89,11 @@ export class MoCo extends Module<[Tensor, Tensor], MoCoOutput> {
       this.enqueue(keys);
       return [output];
     }
-    // Symmetric loss of the official CIFAR demo: each view is the query once, both keys are enqueued.
-    const first = this.contrast(imQ, imK);
-    const second = this.contrast(imK, imQ);
-    const keys = cat([first.keys, second.keys], 0);
+    // Symmetric loss of the official CIFAR demo: each view is the query once, both keys are enqueued,
+    // in the demo's order cat([k1, k2]): the keys of the first view (from the second pass) first.
+    const first = this.contrast(imQ, imK); // q1·k2
+    const second = this.contrast(imK, imQ); // q2·k1
+    const keys = cat([second.keys, first.keys], 0);
     first.keys.dispose();
     second.keys.dispose();
     this.enqueue(keys);

@@ -6,6 +6,8 @@ export interface ScopedResource {
   dispose(): void;
   /** The scope that will free this resource, or null when none will. */
   owner: Set<ScopedResource> | null;
+  /** Called when the resource leaves every scope alive (kept, or returned to the top level). */
+  unscoped?(): void;
 }
 
 const scoped = Symbol("moco.scoped");
@@ -20,13 +22,14 @@ function isScoped(value: unknown): value is ScopedResource {
   return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[scoped] === true;
 }
 
-/** Called by every new tensor. */
-export function track(resource: ScopedResource): void {
-  const top = stack[stack.length - 1];
-  if (top !== undefined) {
-    top.add(resource);
-    resource.owner = top;
-  }
+/** Called by every new tensor; true when a scope now owns it. */
+export function track(resource: ScopedResource): boolean {
+  // Test the length first: `stack[-1]` on an empty stack is a slow string-keyed property lookup.
+  if (stack.length === 0) return false;
+  const top = stack[stack.length - 1] as Set<ScopedResource>;
+  top.add(resource);
+  resource.owner = top;
+  return true;
 }
 
 /** Called by dispose: a freed resource is no longer any scope's business. */
@@ -37,7 +40,9 @@ export function untrack(resource: ScopedResource): void {
 
 /** Exempts a tensor from every enclosing scope; the caller now owns it. */
 export function keep<T extends ScopedResource>(resource: T): T {
+  const wasScoped = resource.owner !== null;
   untrack(resource);
+  if (wasScoped) resource.unscoped?.();
   return resource;
 }
 
@@ -87,7 +92,7 @@ export function scope<T>(fn: () => T): T {
   }
   const returned = new Set<ScopedResource>();
   collectReturned(result, returned);
-  const parent = stack[stack.length - 1];
+  const parent = stack.length === 0 ? undefined : stack[stack.length - 1];
   for (const resource of created) {
     if (!returned.has(resource)) {
       resource.owner = null;
@@ -97,6 +102,7 @@ export function scope<T>(fn: () => T): T {
       resource.owner = parent;
     } else {
       resource.owner = null;
+      resource.unscoped?.();
     }
   }
   return result;

@@ -75,6 +75,38 @@ function dimsArg(dim: number | Shape | undefined, op: string): number[] | null {
   return typeof dim === "number" ? [checkInt(dim, "dim", op)] : checkInts(dim, "dims", op);
 }
 
+// ---- the GC safety net ------------------------------------------------------------------------
+// A tensor that is never disposed is freed when V8 collects its Tensor (design.md §2: the backstop,
+// not the plan). Registering every tensor with a FinalizationRegistry would cost more than a small op
+// (~0.4 µs), and most tensors die young: disposed explicitly or by their scope. So a tensor owned by a
+// scope is registered only if it outlives its scopes (see `unscoped`), and a tensor created outside
+// any scope waits in `unwatched` until the next sweep (at the latest after SWEEP_EVERY creations, or
+// when the current synchronous job ends); the sweep registers those still alive.
+const registry = new FinalizationRegistry<NativeHandle>((handle) => native.dispose(handle));
+const SWEEP_EVERY = 1024;
+let unwatched: Tensor[] = [];
+let sweepQueued = false;
+
+function sweep(): void {
+  const batch = unwatched;
+  unwatched = [];
+  for (const t of batch) t.watch();
+}
+
+function sweepAtJobEnd(): void {
+  sweepQueued = false;
+  sweep();
+}
+
+function enqueueUnwatched(t: Tensor): void {
+  unwatched.push(t);
+  if (unwatched.length >= SWEEP_EVERY) sweep();
+  if (!sweepQueued) {
+    sweepQueued = true;
+    queueMicrotask(sweepAtJobEnd);
+  }
+}
+
 export class Tensor implements ScopedResource {
   /** @internal The addon's handle. Use the methods instead. */
   readonly handle: NativeHandle;
@@ -83,11 +115,24 @@ export class Tensor implements ScopedResource {
   #shape: Shape | undefined;
   #dtype: DType | undefined;
   #disposed = false;
+  #watched = false;
 
   /** @internal Tensors come from factories and ops, not from this constructor. */
   constructor(handle: NativeHandle) {
     this.handle = handle;
-    track(this);
+    if (!track(this)) enqueueUnwatched(this);
+  }
+
+  /** @internal Puts a live tensor that no scope owns under the GC safety net (once). */
+  watch(): void {
+    if (this.#disposed || this.#watched || this.owner !== null) return;
+    this.#watched = true;
+    registry.register(this, this.handle, this);
+  }
+
+  /** @internal Called by scopes when this tensor leaves them alive (returned to the top level, or kept). */
+  unscoped(): void {
+    this.watch();
   }
 
   // ---- metadata -------------------------------------------------------------------------------
@@ -139,6 +184,7 @@ export class Tensor implements ScopedResource {
     if (this.#disposed) return;
     this.#disposed = true;
     untrack(this);
+    if (this.#watched) registry.unregister(this);
     native.dispose(this.handle);
   }
   [Symbol.dispose](): void {
