@@ -157,16 +157,16 @@ const FASHION_MNIST: Omit<PretrainConfig, "out"> = {
   arch: "resnet18",
   width: 16,
   cifarStem: true,
-  cropMinScale: 0.2,
+  cropMinScale: 0.5, // 28×28 crops of a fifth of the image are mostly blur: +1.2 points at 300 steps
   augPlus: true,
   mocoK: 4096,
-  mocoM: 0.99,
+  mocoM: 0.99, // 0.9: -13 points at 300 steps
   mocoT: 0.2,
   mlp: true,
   bnSplits: 8,
   epochs: 20,
   batchSize: 256,
-  lr: 0.06,
+  lr: 0.03, // 0.06: -1.3 points, 0.12: -4.2 points at 300 steps
   schedule: [120, 160],
   cos: true,
   wd: 5e-4,

@@ -256,12 +256,16 @@ def collapse_main(argv):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--every", type=int, default=10)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--init", default=None, metavar="FILE",
+                   help="start from the `state_dict` in FILE (a run recorded by our side) instead of a seeded init")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     s = dict(width=a.width, inChannels=1, splits=a.splits, dim=a.dim, K=a.K, m=a.m, T=a.T,
              mlp=a.mlp, symmetric=a.symmetric)
     model = build(s)
+    if a.init:
+        model.load_state_dict(torch.load(a.init)["state_dict"], strict=True)
     model.train()
     opt = torch.optim.SGD(model.parameters(), a.lr, momentum=0.9, weight_decay=a.wd)
     data_gen = torch.Generator().manual_seed(a.seed + 1)  # the data has its own stream

@@ -1,0 +1,33 @@
+// moco-ts: MoCo self-supervised pretraining in TypeScript on libtorch. Everything a program needs,
+// layer by layer (see README.md).
+export * from "./torch/index.js";
+export * from "./nn/index.js";
+export * from "./optim/index.js";
+export {
+  DataLoader,
+  TwoViewAugment,
+  Augment,
+  evalTransform,
+  mocoV1Config,
+  mocoV2Config,
+  cifarDemoConfig,
+  openDataset,
+  openFashionMnist,
+  openMnist,
+  openCifar10,
+  openCifar100,
+  openImageFolder,
+  DatasetError,
+  Random,
+  type ImageDataset,
+  type Batch,
+  type AugmentConfig,
+  type TwoViews,
+  type ChannelStats,
+} from "./data/index.js";
+export * from "./moco/index.js";
+export { knnClassify, knnScores, extractFeatures, KNN_DEFAULTS, type KnnOptions, type KnnResult } from "./eval/knn.js";
+export { knnAccuracy, datasetFeatures, type FeatureFunction } from "./eval/monitor.js";
+export { PRESETS, resolveConfig, readConfigFile, ConfigError, type PretrainConfig, type PresetName } from "./train/config.js";
+export { pretrain, buildModel, NonFiniteLossError, type PretrainOptions, type PretrainResult } from "./train/pretrain.js";
+export { readCheckpoint, writeCheckpoint, type PretrainCheckpoint } from "./train/checkpoint.js";
