@@ -28,6 +28,19 @@ export {
 export * from "./moco/index.js";
 export { knnClassify, knnScores, extractFeatures, KNN_DEFAULTS, type KnnOptions, type KnnResult } from "./eval/knn.js";
 export { knnAccuracy, datasetFeatures, type FeatureFunction } from "./eval/monitor.js";
-export { PRESETS, resolveConfig, readConfigFile, ConfigError, type PretrainConfig, type PresetName } from "./train/config.js";
-export { pretrain, buildModel, NonFiniteLossError, type PretrainOptions, type PretrainResult } from "./train/pretrain.js";
+export {
+  PRESETS,
+  resolveConfig,
+  readConfigFile,
+  ConfigError,
+  type PretrainConfig,
+  type PresetName,
+} from "./train/config.js";
+export {
+  pretrain,
+  buildModel,
+  NonFiniteLossError,
+  type PretrainOptions,
+  type PretrainResult,
+} from "./train/pretrain.js";
 export { readCheckpoint, writeCheckpoint, type PretrainCheckpoint } from "./train/checkpoint.js";

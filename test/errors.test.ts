@@ -13,7 +13,10 @@ function expectError(fn: () => unknown, pattern: RegExp): void {
 }
 
 test("shape mismatches carry libtorch's reason and the op name", () => {
-  expectError(() => randn([2, 3]).matmul(randn([2, 3])), /^matmul: mat1 and mat2 shapes cannot be multiplied \(2x3 and 2x3\)/);
+  expectError(
+    () => randn([2, 3]).matmul(randn([2, 3])),
+    /^matmul: mat1 and mat2 shapes cannot be multiplied \(2x3 and 2x3\)/,
+  );
   expectError(() => randn([2, 3]).add(randn([4])), /^add: The size of tensor a \(3\) must match/);
   expectError(() => randn([6]).view(4), /^view: shape '\[4\]' is invalid for input of size 6/);
   expectError(() => cat([randn([2, 3]), randn([2, 4])]), /^cat: Sizes of tensors must match/);
@@ -22,13 +25,26 @@ test("shape mismatches carry libtorch's reason and the op name", () => {
     /^conv2d: Given groups=1, weight of size \[4, 2, 3, 3\], expected input\[1, 3, 8, 8\] to have 2 channels/,
   );
   expectError(() => randn([2, 3]).indexSelect(0, tensor([0, 5])), /^indexSelect: .*(out of range|index)/i);
-  expectError(() => randn([2, 3]).gather(1, tensor([[0, 7], [1, 1]])), /^gather: index 7 is out of bounds/);
+  expectError(
+    () =>
+      randn([2, 3]).gather(
+        1,
+        tensor([
+          [0, 7],
+          [1, 1],
+        ]),
+      ),
+    /^gather: index 7 is out of bounds/,
+  );
 });
 
 test("dtype errors are reported, not crashed on", () => {
   expectError(() => randn([2, 2]).mm(ones([2, 2], { dtype: "int64" })), /^mm: expected .*(scalar type|dtype)/i);
   expectError(() => F.crossEntropy(randn([4, 3]), tensor([0.5, 1, 2, 0])), /^crossEntropy: /);
-  expectError(() => randn([3]).indexSelect(0, tensor([0.5])), /^indexSelect: index_select\(\): Expected dtype int32 or int64 for index/);
+  expectError(
+    () => randn([3]).indexSelect(0, tensor([0.5])),
+    /^indexSelect: index_select\(\): Expected dtype int32 or int64 for index/,
+  );
   expectError(() => zeros([2], { dtype: "complex64" as never }), /zeros: dtype must be one of/);
 });
 
@@ -50,7 +66,10 @@ test("arguments are validated before they reach libtorch", () => {
   expectError(() => fromBytes(new Uint8Array(7), "float32", [2]), /^fromBytes: expected 8 bytes for shape \[2\]/);
   expectError(() => randn([2]).clamp(), /^clamp: at least one of min and max/);
   expectError(() => setNumThreads(0), /setNumThreads: expected an integer >= 1/);
-  expectError(() => F.interpolate(randn([1, 1, 4, 4]), { size: 8, scaleFactor: 2 }), /exactly one of size and scaleFactor/);
+  expectError(
+    () => F.interpolate(randn([1, 1, 4, 4]), { size: 8, scaleFactor: 2 }),
+    /exactly one of size and scaleFactor/,
+  );
   expectError(() => tensor([[1, 2], [3]]), /^tensor: ragged nested array/);
 });
 

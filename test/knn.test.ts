@@ -14,7 +14,10 @@ function bruteForce(
   numClasses: number,
 ): number[] {
   return queries.map((q) => {
-    const sims = bank.map((b, i) => ({ sim: b.reduce((acc, v, d) => acc + v * (q[d] ?? 0), 0), label: bankLabels[i] ?? -1 }));
+    const sims = bank.map((b, i) => ({
+      sim: b.reduce((acc, v, d) => acc + v * (q[d] ?? 0), 0),
+      label: bankLabels[i] ?? -1,
+    }));
     sims.sort((a, b) => b.sim - a.sim);
     const votes = new Array<number>(numClasses).fill(0);
     for (const { sim, label } of sims.slice(0, k)) votes[label] = (votes[label] ?? 0) + Math.exp(sim / t);
@@ -30,7 +33,10 @@ test("weighted kNN equals a brute-force computation", () => {
   manualSeed(3);
   const before = liveTensors();
   const numClasses = 5;
-  const [bank, queries] = scope(() => [F.normalize(randn([300, 16]), { dim: 1 }), F.normalize(randn([70, 16]), { dim: 1 })]);
+  const [bank, queries] = scope(() => [
+    F.normalize(randn([300, 16]), { dim: 1 }),
+    F.normalize(randn([70, 16]), { dim: 1 }),
+  ]);
   const bankLabels = randint(0, numClasses, [300]);
   const queryLabels = randint(0, numClasses, [70]);
   for (const [k, t] of [
@@ -58,7 +64,10 @@ test("kNN separates well-clustered classes perfectly and top-5 of 5 classes is 1
   const points = centers.indexSelect(0, labels).add(randn([200, 32]));
   const features = extractFeatures(200, 64, (start, n) => points.narrow(0, start, n));
   const norms = features.norm(2, 1).toArray();
-  assert.ok(norms.every((v) => Math.abs(v - 1) < 1e-5), "features are L2-normalised");
+  assert.ok(
+    norms.every((v) => Math.abs(v - 1) < 1e-5),
+    "features are L2-normalised",
+  );
   const bank = features.narrow(0, 0, 150);
   const result = knnClassify(bank, labels.narrow(0, 0, 150), features.narrow(0, 150, 50), labels.narrow(0, 150, 50), {
     k: 10,
@@ -71,5 +80,8 @@ test("kNN separates well-clustered classes perfectly and top-5 of 5 classes is 1
 
 test("kNN rejects impossible settings", () => {
   const bank = tensor([[1, 0]], { dtype: "float32" });
-  assert.throws(() => knnClassify(bank, tensor([0]), bank, tensor([0]), { k: 1, t: 0, numClasses: 1 }), /t must be > 0/);
+  assert.throws(
+    () => knnClassify(bank, tensor([0]), bank, tensor([0]), { k: 1, t: 0, numClasses: 1 }),
+    /t must be > 0/,
+  );
 });

@@ -23,7 +23,10 @@ test("1000 forward/backward iterations inside scopes keep tensor count and RSS f
   for (const sample of samples) assert.equal(sample.liveTensors, baseline, `live tensors at ${sample.iteration}`);
   const at = (iteration: number) => samples.find((s) => s.iteration === iteration)?.residentMiB ?? NaN;
   const growth = (at(1000) - at(200)) / at(200);
-  assert.ok(growth < 0.05, `RSS grew ${(growth * 100).toFixed(1)}% (${at(200).toFixed(0)} → ${at(1000).toFixed(0)} MiB)`);
+  assert.ok(
+    growth < 0.05,
+    `RSS grew ${(growth * 100).toFixed(1)}% (${at(200).toFixed(0)} → ${at(1000).toFixed(0)} MiB)`,
+  );
 });
 
 test("scope returns its result to the caller and frees the rest", () => {

@@ -36,7 +36,8 @@ const SETTINGS: MoCoSettings = { dim: 8, K: 32, m: 0.9, T: 0.2, mlp: true, symme
 
 function tinyMoCo(settings: Partial<MoCoSettings> = {}): MoCo {
   return new MoCo(
-    (outputs) => resnet18({ numClasses: outputs, width: 4, cifarStem: true, inChannels: 1, normLayer: splitBatchNorm(2) }),
+    (outputs) =>
+      resnet18({ numClasses: outputs, width: 4, cifarStem: true, inChannels: 1, normLayer: splitBatchNorm(2) }),
     { ...SETTINGS, ...settings },
   );
 }
@@ -48,7 +49,11 @@ function columns(queue: Tensor, start: number, n: number): number[][] {
 test("enqueue writes the keys as columns at the pointer and wraps around", () => {
   const queue = zeros([3, 8]);
   const ptr = zeros([1], { dtype: "int64" });
-  const batches = [0, 1, 2, 3, 4].map((b) => arange(b * 12, b * 12 + 12).float().view(4, 3));
+  const batches = [0, 1, 2, 3, 4].map((b) =>
+    arange(b * 12, b * 12 + 12)
+      .float()
+      .view(4, 3),
+  );
   dequeueAndEnqueue(queue, ptr, batches[0] as Tensor);
   assert.equal(ptr.item(), 4);
   assert.deepEqual(columns(queue, 0, 4), (batches[0] as Tensor).tolist());
@@ -68,9 +73,7 @@ test("momentum update is exactly m·k + (1−m)·q on every parameter, buffers u
     for (const b of k.buffers()) if (b.dtype === "float32") b.uniform_(0.5, 1.5);
   });
   const m = 0.7;
-  const expected = scope(() =>
-    k.parameters().map((pk, i) => pk.mul(m).add(q.parameters()[i] as Tensor, 1 - m)),
-  );
+  const expected = scope(() => k.parameters().map((pk, i) => pk.mul(m).add(q.parameters()[i] as Tensor, 1 - m)));
   const buffersBefore = k.buffers().map((b) => b.clone());
   momentumUpdate(k, q, m);
   k.parameters().forEach((pk, i) => assert.ok(pk.allclose(expected[i] as Tensor, 0, 0), `parameter ${i}`));
@@ -103,7 +106,14 @@ test("a batch's keys are enqueued after its logits: never among its own negative
   // Every positive logit is q·q / T = 1/T; had the batch's own keys been in the queue already, some
   // negative logit would reach 1/T too.
   const positives = logits.select(1, 0);
-  assert.ok(positives.sub(1 / SETTINGS.T).abs().max().item() < 1e-4, String(positives));
+  assert.ok(
+    positives
+      .sub(1 / SETTINGS.T)
+      .abs()
+      .max()
+      .item() < 1e-4,
+    String(positives),
+  );
   assert.ok(logits.narrow(1, 1, SETTINGS.K).max().item() < 1 / SETTINGS.T - 0.1);
   assert.ok(!queueBefore.narrow(1, 0, 4).allclose(model.queue.narrow(1, 0, 4)), "the keys were enqueued after");
   // The next step does see them: query i meets its own earlier key among the negatives.
@@ -192,7 +202,10 @@ test("queue and pointer are restored from a checkpoint", () => {
 });
 
 test("impossible settings are clear errors", () => {
-  assert.throws(() => checkBatchAgainstSettings({ ...SETTINGS, K: 100 }, 64), /K \(100\) must be a multiple of the batch size \(64\)/);
+  assert.throws(
+    () => checkBatchAgainstSettings({ ...SETTINGS, K: 100 }, 64),
+    /K \(100\) must be a multiple of the batch size \(64\)/,
+  );
   assert.throws(
     () => checkBatchAgainstSettings({ ...SETTINGS, K: 128, symmetric: true }, 128),
     /2 × batch size with the symmetric loss/,
@@ -201,7 +214,10 @@ test("impossible settings are clear errors", () => {
   assert.throws(() => checkBatchAgainstSettings({ ...SETTINGS, m: -0.1 }, 8), MoCoSettingsError);
   assert.throws(() => checkBatchAgainstSettings({ ...SETTINGS, T: 0 }, 8), /T \(temperature\) must be > 0/);
   assert.throws(() => checkBatchAgainstSettings({ ...SETTINGS, dim: 0 }, 8), /dim must be an integer >= 1/);
-  assert.throws(() => checkBatchAgainstSettings({ ...SETTINGS, K: 48 }, 12, 8), /batch size \(12\) must be divisible by the BN splits \(8\)/);
+  assert.throws(
+    () => checkBatchAgainstSettings({ ...SETTINGS, K: 48 }, 12, 8),
+    /batch size \(12\) must be divisible by the BN splits \(8\)/,
+  );
   assert.throws(() => tinyMoCo({ T: -1 }), MoCoSettingsError);
 });
 
@@ -213,7 +229,10 @@ test("a training step frees everything it creates", () => {
     scope(() => {
       const outs = model.forward(randn([4, 1, 16, 16]), randn([4, 1, 16, 16]));
       assert.equal(outs.length, 2);
-      outs.map((o) => F.crossEntropy(o.logits, o.labels)).reduce((a, b) => a.add(b)).backward();
+      outs
+        .map((o) => F.crossEntropy(o.logits, o.labels))
+        .reduce((a, b) => a.add(b))
+        .backward();
       model.zeroGrad();
     });
   }

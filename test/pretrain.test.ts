@@ -73,7 +73,10 @@ test("a short run learns: the loss falls once the queue has filled", async () =>
   const windows = Array.from({ length: 7 }, (_, i) => mean(losses.slice(8 + 16 * i, 24 + 16 * i)));
   const peak = Math.max(...windows);
   const end = mean(losses.slice(-16));
-  assert.ok(end < peak - 0.2, `loss fell from ${peak.toFixed(3)} to ${end.toFixed(3)} (windows ${windows.map((w) => w.toFixed(2))})`);
+  assert.ok(
+    end < peak - 0.2,
+    `loss fell from ${peak.toFixed(3)} to ${end.toFixed(3)} (windows ${windows.map((w) => w.toFixed(2))})`,
+  );
   assert.ok(result.knn.trained !== null && result.knn.random !== null && result.knn.pixels !== null);
   const summary = JSON.parse(readFileSync(join(config.out, "summary.json"), "utf8")) as { steps: number };
   assert.equal(summary.steps, 4 * 32);
@@ -137,24 +140,39 @@ test("a NaN loss stops the run with a clear message and leaves the last checkpoi
   const exploding = { ...config, epochs: 2, lr: 1e30 };
   await assert.rejects(pretrain(exploding, { resume: first.checkpoint }), (error: unknown) => {
     assert.ok(error instanceof NonFiniteLossError);
-    assert.match(error.message, /loss became (NaN|Infinity|-Infinity) at epoch 2, step \d+: stopping; the last good checkpoint .* is intact/);
+    assert.match(
+      error.message,
+      /loss became (NaN|Infinity|-Infinity) at epoch 2, step \d+: stopping; the last good checkpoint .* is intact/,
+    );
     return true;
   });
   assert.equal(hash(), before);
 });
 
 test("impossible settings are refused before anything runs", async () => {
-  await assert.rejects(pretrain(smallConfig("bad-k", { mocoK: 100 })), /K \(100\) must be a multiple of the batch size \(64\)/);
-  await assert.rejects(pretrain(smallConfig("bad-splits", { bnSplits: 3 })), /batch size \(64\) must be divisible by the BN splits \(3\)/);
+  await assert.rejects(
+    pretrain(smallConfig("bad-k", { mocoK: 100 })),
+    /K \(100\) must be a multiple of the batch size \(64\)/,
+  );
+  await assert.rejects(
+    pretrain(smallConfig("bad-splits", { bnSplits: 3 })),
+    /batch size \(64\) must be divisible by the BN splits \(3\)/,
+  );
   assert.throws(() => smallConfig("bad-m", { mocoM: 1 }), /mocoM/);
   assert.throws(() => smallConfig("bad-t", { mocoT: 0 }), /mocoT/);
-  assert.throws(() => resolveConfig("fashion-mnist", [{ source: "cfg.yaml", values: { mocoKK: 5 } }]), /cfg.yaml: unknown option 'mocoKK'/);
+  assert.throws(
+    () => resolveConfig("fashion-mnist", [{ source: "cfg.yaml", values: { mocoKK: 5 } }]),
+    /cfg.yaml: unknown option 'mocoKK'/,
+  );
 });
 
 test("resuming from something that is not a pretraining checkpoint is an error", async () => {
   const config = smallConfig("not-ckpt", { epochs: 1 });
   await assert.rejects(pretrain(config, { resume: join(root, "missing.pth.tar") }), /no such checkpoint/);
   const first = await pretrain(config);
-  await assert.rejects(pretrain({ ...config, arch: "resnet34" }, { resume: first.checkpoint }), /checkpoint of a resnet18/);
+  await assert.rejects(
+    pretrain({ ...config, arch: "resnet34" }, { resume: first.checkpoint }),
+    /checkpoint of a resnet18/,
+  );
   await assert.rejects(pretrain({ ...config, width: 8 }, { resume: first.checkpoint }), /size mismatch|shape/i);
 });

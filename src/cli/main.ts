@@ -1,11 +1,18 @@
 // The `moco` command: parses, validates, calls the library.
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 
 import { MoCoSettingsError } from "../moco/index.js";
 import { readCheckpoint, disposeCheckpoint } from "../train/checkpoint.js";
-import { ConfigError, PRESETS, readConfigFile, resolveConfig, type PresetName, type PretrainConfig } from "../train/config.js";
+import {
+  ConfigError,
+  PRESETS,
+  readConfigFile,
+  resolveConfig,
+  type PresetName,
+  type PretrainConfig,
+} from "../train/config.js";
 import { pretrain, type PretrainResult } from "../train/pretrain.js";
 import { progressReporter } from "../train/progress.js";
 import { runSmoke } from "../train/smoke.js";
@@ -29,9 +36,12 @@ Run \`moco pretrain --help\` for its options.
 
 class UsageError extends Error {}
 
+/** The package's version; package.json sits two folders up from the sources, three from dist/. */
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
-  return pkg.version;
+  const candidates = ["../../package.json", "../../../package.json"].map((p) => new URL(p, import.meta.url));
+  const found = candidates.find((url) => existsSync(url));
+  if (found === undefined) return "unknown";
+  return (JSON.parse(readFileSync(found, "utf8")) as { version: string }).version;
 }
 
 function pretrainHelp(preset: PresetName): string {
@@ -83,7 +93,11 @@ async function runPretrain(argv: string[]): Promise<number> {
   const [dataDir] = positionals;
   if (dataDir !== undefined) {
     flags["data"] = dataDir;
-    if (flags["dataset"] === undefined && values.resume === undefined && PRESETS[presetName].dataset === "fashion-mnist") {
+    if (
+      flags["dataset"] === undefined &&
+      values.resume === undefined &&
+      PRESETS[presetName].dataset === "fashion-mnist"
+    ) {
       flags["dataset"] = "folder";
     }
   }
@@ -96,7 +110,10 @@ async function runPretrain(argv: string[]): Promise<number> {
     const checkpoint = readCheckpoint(values.resume);
     const saved = checkpoint.moco_ts.config;
     disposeCheckpoint(checkpoint);
-    config = resolveConfig(presetName, [{ source: `${values.resume} (saved configuration)`, values: { ...saved } }, ...layers]);
+    config = resolveConfig(presetName, [
+      { source: `${values.resume} (saved configuration)`, values: { ...saved } },
+      ...layers,
+    ]);
   } else {
     config = resolveConfig(presetName, layers);
   }
@@ -115,7 +132,9 @@ async function runPretrain(argv: string[]): Promise<number> {
       ...(values.resume === undefined ? {} : { resume: values.resume }),
     });
     console.log(summaryLine(result));
-    console.log(`run folder: ${result.runDir} (checkpoint ${result.checkpoint}, ${result.steps} steps, ${result.seconds.toFixed(0)} s)`);
+    console.log(
+      `run folder: ${result.runDir} (checkpoint ${result.checkpoint}, ${result.steps} steps, ${result.seconds.toFixed(0)} s)`,
+    );
     if (result.interrupted) {
       console.log(`interrupted: continue with  moco pretrain --resume ${result.checkpoint}`);
       return 130;
@@ -139,7 +158,9 @@ function runDoctor(argv: string[]): number {
   };
   setNumThreads(positive(values.threads, "threads", availableParallelism()));
   const info = buildInfo();
-  console.log(`moco-ts ${version()} on libtorch ${info.torchVersion}, CUDA ${info.cudaAvailable ? `yes (${info.cudaDeviceCount})` : "no"}`);
+  console.log(
+    `moco-ts ${version()} on libtorch ${info.torchVersion}, CUDA ${info.cudaAvailable ? `yes (${info.cudaDeviceCount})` : "no"}`,
+  );
   const report = runSmoke({
     ...(values.data === undefined ? {} : { dataDir: values.data }),
     epochs: positive(values.epochs, "epochs", 2),

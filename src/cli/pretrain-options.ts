@@ -16,11 +16,27 @@ export const PRETRAIN_FLAGS: readonly FlagSpec[] = [
   { flag: "dataset", key: "dataset", kind: "string", help: "fashion-mnist | mnist | cifar10 | cifar100 | folder" },
   { flag: "out", key: "out", kind: "string", help: "run folder (config, metrics.jsonl, checkpoints)" },
   { flag: "subset", key: "subset", kind: "nullableInt", help: "train on the first N training images" },
-  { flag: "image-size", key: "imageSize", kind: "nullableInt", help: "crop size fed to the network (none: the images' own size; for folders 224, or 64 with --cifar-stem)" },
+  {
+    flag: "image-size",
+    key: "imageSize",
+    kind: "nullableInt",
+    help: "crop size fed to the network (none: the images' own size; for folders 224, or 64 with --cifar-stem)",
+  },
   { flag: "crop-min-scale", key: "cropMinScale", kind: "float", help: "RandomResizedCrop's smallest area fraction" },
   { flag: "aug-plus", key: "augPlus", kind: "bool", help: "MoCo v2 augmentation (jitter p 0.8, blur)" },
-  { flag: "skip-bad-images", key: "skipBadImages", kind: "bool", help: "leave out unreadable images of a folder (reported)" },
-  { flag: "arch", key: "arch", kind: "string", help: "resnet18 | resnet34 | resnet50 | resnet101 | resnet152", short: "a" },
+  {
+    flag: "skip-bad-images",
+    key: "skipBadImages",
+    kind: "bool",
+    help: "leave out unreadable images of a folder (reported)",
+  },
+  {
+    flag: "arch",
+    key: "arch",
+    kind: "string",
+    help: "resnet18 | resnet34 | resnet50 | resnet101 | resnet152",
+    short: "a",
+  },
   { flag: "width", key: "width", kind: "int", help: "base width of the ResNet (64 = torchvision's)" },
   { flag: "cifar-stem", key: "cifarStem", kind: "bool", help: "3x3 stride-1 stem without max-pool, for small images" },
   { flag: "moco-dim", key: "mocoDim", kind: "int", help: "feature dimension" },
@@ -29,11 +45,21 @@ export const PRETRAIN_FLAGS: readonly FlagSpec[] = [
   { flag: "moco-t", key: "mocoT", kind: "float", help: "softmax temperature" },
   { flag: "mlp", key: "mlp", kind: "bool", help: "MoCo v2 MLP head" },
   { flag: "symmetric", key: "symmetric", kind: "bool", help: "symmetric loss (the official CIFAR demo's option)" },
-  { flag: "bn-splits", key: "bnSplits", kind: "int", help: "split BN: BN statistics per batch/N samples (shuffle BN in one process)" },
+  {
+    flag: "bn-splits",
+    key: "bnSplits",
+    kind: "int",
+    help: "split BN: BN statistics per batch/N samples (shuffle BN in one process)",
+  },
   { flag: "epochs", key: "epochs", kind: "int", help: "epochs to train" },
   { flag: "batch-size", key: "batchSize", kind: "int", help: "images per step", short: "b" },
   { flag: "lr", key: "lr", kind: "float", help: "initial learning rate" },
-  { flag: "schedule", key: "schedule", kind: "list", help: "epochs where the lr drops x0.1 (without --cos), e.g. 120,160" },
+  {
+    flag: "schedule",
+    key: "schedule",
+    kind: "list",
+    help: "epochs where the lr drops x0.1 (without --cos), e.g. 120,160",
+  },
   { flag: "cos", key: "cos", kind: "bool", help: "cosine learning-rate schedule" },
   { flag: "warmup-epochs", key: "warmupEpochs", kind: "float", help: "linear lr warmup (epochs)" },
   { flag: "momentum", key: "momentum", kind: "float", help: "SGD momentum" },
@@ -43,7 +69,12 @@ export const PRETRAIN_FLAGS: readonly FlagSpec[] = [
   { flag: "knn-every", key: "knnEvery", kind: "int", help: "kNN monitor every N epochs (0: at the end only)" },
   { flag: "knn-features", key: "knnFeatures", kind: "string", help: "backbone | head" },
   { flag: "knn-bank", key: "knnBank", kind: "nullableInt", help: "training images in the kNN bank (default: all)" },
-  { flag: "knn-test", key: "knnTest", kind: "nullableInt", help: "test images the kNN monitor classifies (default: all)" },
+  {
+    flag: "knn-test",
+    key: "knnTest",
+    kind: "nullableInt",
+    help: "test images the kNN monitor classifies (default: all)",
+  },
   { flag: "print-freq", key: "printFreq", kind: "int", help: "log a line every N steps when not on a terminal" },
   { flag: "seed", key: "seed", kind: "int", help: "seed of every random stream" },
   { flag: "threads", key: "threads", kind: "nullableInt", help: "intra-op threads (default: all cores)" },
@@ -56,7 +87,10 @@ export class FlagError extends Error {}
 export function parseArgsOptions(): Record<string, { type: "string" | "boolean"; short?: string }> {
   const options: Record<string, { type: "string" | "boolean"; short?: string }> = {};
   for (const spec of PRETRAIN_FLAGS) {
-    options[spec.flag] = { type: spec.kind === "bool" ? "boolean" : "string", ...(spec.short ? { short: spec.short } : {}) };
+    options[spec.flag] = {
+      type: spec.kind === "bool" ? "boolean" : "string",
+      ...(spec.short ? { short: spec.short } : {}),
+    };
     if (spec.kind === "bool") options[`no-${spec.flag}`] = { type: "boolean" };
   }
   return options;
@@ -83,7 +117,8 @@ function convert(spec: FlagSpec, raw: string): unknown {
         .filter((part) => part.trim() !== "")
         .map((part) => {
           const n = Number(part);
-          if (!Number.isFinite(n)) throw new FlagError(`--${spec.flag} expects numbers separated by commas, got '${raw}'`);
+          if (!Number.isFinite(n))
+            throw new FlagError(`--${spec.flag} expects numbers separated by commas, got '${raw}'`);
           return n;
         });
     default:
@@ -92,12 +127,15 @@ function convert(spec: FlagSpec, raw: string): unknown {
 }
 
 /** The configuration values the user gave on the command line (flags not given are absent). */
-export function flagValues(values: Record<string, string | boolean | undefined>): Partial<Record<keyof PretrainConfig, unknown>> {
+export function flagValues(
+  values: Record<string, string | boolean | undefined>,
+): Partial<Record<keyof PretrainConfig, unknown>> {
   const result: Partial<Record<keyof PretrainConfig, unknown>> = {};
   for (const spec of PRETRAIN_FLAGS) {
     const value = values[spec.flag];
     if (spec.kind === "bool") {
-      if (value === true && values[`no-${spec.flag}`] === true) throw new FlagError(`--${spec.flag} and --no-${spec.flag} both given`);
+      if (value === true && values[`no-${spec.flag}`] === true)
+        throw new FlagError(`--${spec.flag} and --no-${spec.flag} both given`);
       if (value === true) result[spec.key] = true;
       if (values[`no-${spec.flag}`] === true) result[spec.key] = false;
     } else if (typeof value === "string") {

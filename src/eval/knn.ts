@@ -23,7 +23,8 @@ export const KNN_DEFAULTS = { k: 200, t: 0.1 } as const;
 export function knnScores(features: Tensor, bank: Tensor, bankLabels: Tensor, options: KnnOptions): Tensor {
   const { t, numClasses } = options;
   const k = Math.min(options.k, bank.shape[0] ?? 0);
-  if (!(k >= 1)) throw new RangeError(`knn: k must be >= 1 and the bank non-empty (k ${options.k}, bank ${bank.shape[0]})`);
+  if (!(k >= 1))
+    throw new RangeError(`knn: k must be >= 1 and the bank non-empty (k ${options.k}, bank ${bank.shape[0]})`);
   if (!(t > 0)) throw new RangeError(`knn: temperature t must be > 0, got ${t}`);
   return scope(() =>
     noGrad(() => {
@@ -81,7 +82,11 @@ export function knnClassify(
  * L2-normalised features of `count` samples, computed `batchSize` at a time by `encode` (which gets
  * the start index and size of each batch and returns [n, D] features) without gradients.
  */
-export function extractFeatures(count: number, batchSize: number, encode: (start: number, n: number) => Tensor): Tensor {
+export function extractFeatures(
+  count: number,
+  batchSize: number,
+  encode: (start: number, n: number) => Tensor,
+): Tensor {
   const parts: Tensor[] = [];
   for (let start = 0; start < count; start += batchSize) {
     const n = Math.min(batchSize, count - start);

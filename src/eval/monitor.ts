@@ -8,7 +8,11 @@ import { knnClassify, type KnnResult } from "./knn.js";
 export type FeatureFunction = (images: Tensor) => Tensor;
 
 /** L2-normalised features of every image of a dataset, `batchSize` at a time, without gradients. */
-export async function datasetFeatures(dataset: ImageDataset, batchSize: number, features: FeatureFunction): Promise<Tensor> {
+export async function datasetFeatures(
+  dataset: ImageDataset,
+  batchSize: number,
+  features: FeatureFunction,
+): Promise<Tensor> {
   const parts: Tensor[] = [];
   try {
     for (let start = 0; start < dataset.length; start += batchSize) {

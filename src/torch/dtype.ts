@@ -2,16 +2,7 @@
 // enum values, which have been stable across libtorch releases.
 
 export type DType =
-  | "uint8"
-  | "int8"
-  | "int16"
-  | "int32"
-  | "int64"
-  | "float16"
-  | "float32"
-  | "float64"
-  | "bool"
-  | "bfloat16";
+  "uint8" | "int8" | "int16" | "int32" | "int64" | "float16" | "float32" | "float64" | "bool" | "bfloat16";
 
 interface DTypeInfo {
   readonly code: number;

@@ -1,12 +1,6 @@
 // Creating tensors: from JS data, filled, ranges and random. Random factories draw from the global
 // generator (see random.ts), like PyTorch's.
-import {
-  DTYPES,
-  checkDType,
-  dtypeOfTypedArray,
-  type AnyTypedArray,
-  type DType,
-} from "./dtype.js";
+import { DTYPES, checkDType, dtypeOfTypedArray, type AnyTypedArray, type DType } from "./dtype.js";
 import { native } from "./native.js";
 import { Tensor, checkInt, sizesArg, type Shape, type TensorOptions } from "./tensor.js";
 
@@ -30,15 +24,24 @@ function shapeArg(shape: number | Shape, op: string): number[] {
 }
 
 export function empty(shape: number | Shape, options: TensorOptions = {}): Tensor {
-  return finish(new Tensor(native.empty(shapeArg(shape, "empty"), dtypeCode(options, "empty"), deviceArg(options))), options);
+  return finish(
+    new Tensor(native.empty(shapeArg(shape, "empty"), dtypeCode(options, "empty"), deviceArg(options))),
+    options,
+  );
 }
 
 export function zeros(shape: number | Shape, options: TensorOptions = {}): Tensor {
-  return finish(new Tensor(native.zeros(shapeArg(shape, "zeros"), dtypeCode(options, "zeros"), deviceArg(options))), options);
+  return finish(
+    new Tensor(native.zeros(shapeArg(shape, "zeros"), dtypeCode(options, "zeros"), deviceArg(options))),
+    options,
+  );
 }
 
 export function ones(shape: number | Shape, options: TensorOptions = {}): Tensor {
-  return finish(new Tensor(native.ones(shapeArg(shape, "ones"), dtypeCode(options, "ones"), deviceArg(options))), options);
+  return finish(
+    new Tensor(native.ones(shapeArg(shape, "ones"), dtypeCode(options, "ones"), deviceArg(options))),
+    options,
+  );
 }
 
 export function full(shape: number | Shape, value: number | boolean, options: TensorOptions = {}): Tensor {
@@ -66,24 +69,35 @@ export function arange(startOrEnd: number, end?: number, step = 1, options: Tens
 
 export function linspace(start: number, end: number, steps: number, options: TensorOptions = {}): Tensor {
   checkInt(steps, "steps", "linspace");
-  return finish(new Tensor(native.linspace(start, end, steps, dtypeCode(options, "linspace"), deviceArg(options))), options);
+  return finish(
+    new Tensor(native.linspace(start, end, steps, dtypeCode(options, "linspace"), deviceArg(options))),
+    options,
+  );
 }
 
 export function eye(n: number, m: number = n, options: TensorOptions = {}): Tensor {
   return finish(
-    new Tensor(native.eye(checkInt(n, "n", "eye"), checkInt(m, "m", "eye"), dtypeCode(options, "eye"), deviceArg(options))),
+    new Tensor(
+      native.eye(checkInt(n, "n", "eye"), checkInt(m, "m", "eye"), dtypeCode(options, "eye"), deviceArg(options)),
+    ),
     options,
   );
 }
 
 /** Uniform on [0, 1). */
 export function rand(shape: number | Shape, options: TensorOptions = {}): Tensor {
-  return finish(new Tensor(native.rand(shapeArg(shape, "rand"), dtypeCode(options, "rand"), deviceArg(options))), options);
+  return finish(
+    new Tensor(native.rand(shapeArg(shape, "rand"), dtypeCode(options, "rand"), deviceArg(options))),
+    options,
+  );
 }
 
 /** Standard normal. */
 export function randn(shape: number | Shape, options: TensorOptions = {}): Tensor {
-  return finish(new Tensor(native.randn(shapeArg(shape, "randn"), dtypeCode(options, "randn"), deviceArg(options))), options);
+  return finish(
+    new Tensor(native.randn(shapeArg(shape, "randn"), dtypeCode(options, "randn"), deviceArg(options))),
+    options,
+  );
 }
 
 /** Integers uniform on [low, high), int64 unless a dtype is given. */
@@ -94,7 +108,13 @@ export function randint(low: number, high: number, shape: number | Shape, option
   return finish(
     // libtorch's C++ randint defaults to the default float dtype; Python's (and ours) to int64.
     new Tensor(
-      native.randint(low, high, shapeArg(shape, "randint"), dtypeCode(options, "randint") ?? DTYPES.int64.code, deviceArg(options)),
+      native.randint(
+        low,
+        high,
+        shapeArg(shape, "randint"),
+        dtypeCode(options, "randint") ?? DTYPES.int64.code,
+        deviceArg(options),
+      ),
     ),
     options,
   );
@@ -138,7 +158,13 @@ function inferShape(data: Nested): number[] {
   return shape;
 }
 
-function flattenChecked(data: Nested, shape: readonly number[], depth: number, out: (number | boolean)[], op: string): void {
+function flattenChecked(
+  data: Nested,
+  shape: readonly number[],
+  depth: number,
+  out: (number | boolean)[],
+  op: string,
+): void {
   if (depth === shape.length) {
     if (typeof data !== "number" && typeof data !== "boolean") {
       throw new TypeError(`${op}: expected numbers or booleans at depth ${depth}, got ${typeof data}`);
@@ -174,7 +200,11 @@ export function tensor(data: Nested | AnyTypedArray, options: TensorOptions = {}
   const numbers = flat.map(Number);
   let result: Tensor;
   if (dtype === "int64") {
-    result = fromTypedArray(BigInt64Array.from(numbers, (v) => BigInt(Math.trunc(v))), shape, "int64");
+    result = fromTypedArray(
+      BigInt64Array.from(numbers, (v) => BigInt(Math.trunc(v))),
+      shape,
+      "int64",
+    );
   } else {
     // Go through float64 so that every value is exact before libtorch converts it.
     const staged = fromTypedArray(Float64Array.from(numbers), shape, "float64");

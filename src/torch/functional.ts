@@ -81,7 +81,11 @@ export function batchNorm(
 export function linear(input: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
   const op = "linear";
   return new Tensor(
-    native.linear(tensorArg(input, "input", op).handle, tensorArg(weight, "weight", op).handle, optionalTensor(bias, "bias", op)),
+    native.linear(
+      tensorArg(input, "input", op).handle,
+      tensorArg(weight, "weight", op).handle,
+      optionalTensor(bias, "bias", op),
+    ),
   );
 }
 
@@ -151,7 +155,8 @@ const REDUCTIONS: Record<Reduction, number> = { none: 0, mean: 1, sum: 2 };
 
 function reductionCode(reduction: Reduction, op: string): number {
   const code = REDUCTIONS[reduction];
-  if (code === undefined) throw new TypeError(`${op}: reduction must be "none", "mean" or "sum", got ${String(reduction)}`);
+  if (code === undefined)
+    throw new TypeError(`${op}: reduction must be "none", "mean" or "sum", got ${String(reduction)}`);
   return code;
 }
 
@@ -166,7 +171,8 @@ export interface CrossEntropyOptions {
 export function crossEntropy(input: Tensor, target: Tensor, options: CrossEntropyOptions = {}): Tensor {
   const op = "crossEntropy";
   const smoothing = options.labelSmoothing ?? 0;
-  if (!(smoothing >= 0 && smoothing <= 1)) throw new RangeError(`${op}: labelSmoothing must be in [0, 1], got ${smoothing}`);
+  if (!(smoothing >= 0 && smoothing <= 1))
+    throw new RangeError(`${op}: labelSmoothing must be in [0, 1], got ${smoothing}`);
   return new Tensor(
     native.crossEntropy(
       tensorArg(input, "input", op).handle,
@@ -199,7 +205,11 @@ export function nllLoss(
 export function mseLoss(input: Tensor, target: Tensor, reduction: Reduction = "mean"): Tensor {
   const op = "mseLoss";
   return new Tensor(
-    native.mseLoss(tensorArg(input, "input", op).handle, tensorArg(target, "target", op).handle, reductionCode(reduction, op)),
+    native.mseLoss(
+      tensorArg(input, "input", op).handle,
+      tensorArg(target, "target", op).handle,
+      reductionCode(reduction, op),
+    ),
   );
 }
 
@@ -212,7 +222,14 @@ export function dropout(input: Tensor, p = 0.5, training = true): Tensor {
 export function normalize(input: Tensor, options: { p?: number; dim?: number; eps?: number } = {}): Tensor {
   const x = tensorArg(input, "input", "normalize");
   const dim = checkInt(options.dim ?? 1, "dim", "normalize");
-  return scope(() => x.div(x.norm(options.p ?? 2, dim, true).clampMin(options.eps ?? 1e-12).expandAs(x)));
+  return scope(() =>
+    x.div(
+      x
+        .norm(options.p ?? 2, dim, true)
+        .clampMin(options.eps ?? 1e-12)
+        .expandAs(x),
+    ),
+  );
 }
 
 export interface InterpolateOptions {

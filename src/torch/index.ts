@@ -1,6 +1,13 @@
 // The tensor layer: everything the rest of moco-ts (and its users) compute with.
 export { DTYPES, isDType, type DType, type TypedArrayFor, type AnyTypedArray } from "./dtype.js";
-export { Tensor, type Shape, type Scalar, type TensorOptions, type ValuesIndices, type BackwardOptions } from "./tensor.js";
+export {
+  Tensor,
+  type Shape,
+  type Scalar,
+  type TensorOptions,
+  type ValuesIndices,
+  type BackwardOptions,
+} from "./tensor.js";
 export {
   arange,
   bernoulli,

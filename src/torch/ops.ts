@@ -11,12 +11,22 @@ function tensorList(tensors: readonly Tensor[], op: string): Tensor[] {
 
 export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   const list = tensorList(tensors, "cat");
-  return new Tensor(native.cat(list.map((t) => t.handle), checkInt(dim, "dim", "cat")));
+  return new Tensor(
+    native.cat(
+      list.map((t) => t.handle),
+      checkInt(dim, "dim", "cat"),
+    ),
+  );
 }
 
 export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
   const list = tensorList(tensors, "stack");
-  return new Tensor(native.stack(list.map((t) => t.handle), checkInt(dim, "dim", "stack")));
+  return new Tensor(
+    native.stack(
+      list.map((t) => t.handle),
+      checkInt(dim, "dim", "stack"),
+    ),
+  );
 }
 
 /** Elementwise `condition ? x : y` with broadcasting. */
@@ -33,7 +43,12 @@ export function where(condition: Tensor, x: Tensor | number, y: Tensor | number)
 export function einsum(equation: string, ...operands: Tensor[]): Tensor {
   if (typeof equation !== "string") throw new TypeError("einsum: equation must be a string like 'nc,ck->nk'");
   const list = tensorList(operands, "einsum");
-  return new Tensor(native.einsum(equation, list.map((t) => t.handle)));
+  return new Tensor(
+    native.einsum(
+      equation,
+      list.map((t) => t.handle),
+    ),
+  );
 }
 
 export function matmul(a: Tensor, b: Tensor): Tensor {
@@ -42,5 +57,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 
 /** Counts of each non-negative integer (int64), optionally weighted. */
 export function bincount(input: Tensor, weights: Tensor | null = null, minlength = 0): Tensor {
-  return new Tensor(native.bincount(input.handle, weights?.handle ?? null, checkInt(minlength, "minlength", "bincount")));
+  return new Tensor(
+    native.bincount(input.handle, weights?.handle ?? null, checkInt(minlength, "minlength", "bincount")),
+  );
 }

@@ -62,9 +62,7 @@ function collectReturned(value: unknown, into: Set<ScopedResource>, depth = 0): 
 }
 
 function isPromiseLike(value: unknown): boolean {
-  return (
-    typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then === "function"
-  );
+  return typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then === "function";
 }
 
 /**

@@ -322,7 +322,9 @@ export class Tensor implements ScopedResource {
     return new Tensor(native.permute(this.handle, sizesArg(dims, "dims", "permute")));
   }
   transpose(dim0: number, dim1: number): Tensor {
-    return new Tensor(native.transpose(this.handle, checkInt(dim0, "dim0", "transpose"), checkInt(dim1, "dim1", "transpose")));
+    return new Tensor(
+      native.transpose(this.handle, checkInt(dim0, "dim0", "transpose"), checkInt(dim1, "dim1", "transpose")),
+    );
   }
   /** Transpose of a 2-d tensor. */
   t(): Tensor {
@@ -378,7 +380,9 @@ export class Tensor implements ScopedResource {
   }
   indexSelect(dim: number, index: Tensor): Tensor {
     const op = "indexSelect";
-    return new Tensor(native.indexSelect(this.handle, checkInt(dim, "dim", op), checkTensor(index, "index", op).handle));
+    return new Tensor(
+      native.indexSelect(this.handle, checkInt(dim, "dim", op), checkTensor(index, "index", op).handle),
+    );
   }
   gather(dim: number, index: Tensor): Tensor {
     return new Tensor(
@@ -411,7 +415,8 @@ export class Tensor implements ScopedResource {
   }
   split(sizeOrSizes: number | Shape, dim = 0): Tensor[] {
     const op = "split";
-    const sizes = typeof sizeOrSizes === "number" ? checkInt(sizeOrSizes, "size", op) : checkInts(sizeOrSizes, "sizes", op);
+    const sizes =
+      typeof sizeOrSizes === "number" ? checkInt(sizeOrSizes, "size", op) : checkInts(sizeOrSizes, "sizes", op);
     return native.split(this.handle, sizes, checkInt(dim, "dim", op)).map((h) => new Tensor(h));
   }
   chunk(chunks: number, dim = 0): Tensor[] {
@@ -691,7 +696,12 @@ export class Tensor implements ScopedResource {
   }
   /** this += value * t1 * t2 */
   addcmul_(t1: Tensor, t2: Tensor, value = 1): this {
-    native.addcmul_(this.handle, checkTensor(t1, "t1", "addcmul_").handle, checkTensor(t2, "t2", "addcmul_").handle, value);
+    native.addcmul_(
+      this.handle,
+      checkTensor(t1, "t1", "addcmul_").handle,
+      checkTensor(t2, "t2", "addcmul_").handle,
+      value,
+    );
     return this;
   }
   /** this += weight * (end - this) */
@@ -722,7 +732,11 @@ export class Tensor implements ScopedResource {
     return this;
   }
   maskedFill_(mask: Tensor, value: number): this {
-    native.maskedFill_(this.handle, checkTensor(mask, "mask", "maskedFill_").handle, checkNumber(value, "value", "maskedFill_"));
+    native.maskedFill_(
+      this.handle,
+      checkTensor(mask, "mask", "maskedFill_").handle,
+      checkNumber(value, "value", "maskedFill_"),
+    );
     return this;
   }
   uniform_(low = 0, high = 1): this {

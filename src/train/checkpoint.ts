@@ -58,9 +58,16 @@ export function writeCheckpoint(path: string, checkpoint: PretrainCheckpoint): v
   );
 }
 
-function field<T>(object: Record<string, unknown>, key: string, check: (v: unknown) => v is T, what: string, path: string): T {
+function field<T>(
+  object: Record<string, unknown>,
+  key: string,
+  check: (v: unknown) => v is T,
+  what: string,
+  path: string,
+): T {
   const value = object[key];
-  if (!check(value)) throw new CheckpointError(`${path}: not a moco-ts pretraining checkpoint (${key}: expected ${what})`);
+  if (!check(value))
+    throw new CheckpointError(`${path}: not a moco-ts pretraining checkpoint (${key}: expected ${what})`);
   return value;
 }
 
@@ -74,7 +81,8 @@ export function readCheckpoint(path: string): PretrainCheckpoint {
   const root = load(path);
   if (!isObject(root)) throw new CheckpointError(`${path}: not a pretraining checkpoint (expected a dict at the top)`);
   const rawState = root["state_dict"];
-  const entries = rawState instanceof Map ? [...rawState.entries()] : isObject(rawState) ? Object.entries(rawState) : null;
+  const entries =
+    rawState instanceof Map ? [...rawState.entries()] : isObject(rawState) ? Object.entries(rawState) : null;
   if (entries === null) throw new CheckpointError(`${path}: not a pretraining checkpoint (no state_dict)`);
   const stateDict = new Map<string, Tensor>();
   for (const [key, value] of entries) {
@@ -83,9 +91,11 @@ export function readCheckpoint(path: string): PretrainCheckpoint {
   }
   const ours = field(root, "moco_ts", isObject, "moco-ts resume state", path);
   const format = field(ours, "format", isNumber, "a format number", path);
-  if (format !== CHECKPOINT_FORMAT) throw new CheckpointError(`${path}: checkpoint format ${format}, this moco-ts reads ${CHECKPOINT_FORMAT}`);
+  if (format !== CHECKPOINT_FORMAT)
+    throw new CheckpointError(`${path}: checkpoint format ${format}, this moco-ts reads ${CHECKPOINT_FORMAT}`);
   const augmentRng = field(ours, "augment_rng", Array.isArray, "the augmentation RNG state", path) as number[];
-  if (augmentRng.length !== 4 || !augmentRng.every(isNumber)) throw new CheckpointError(`${path}: bad augmentation RNG state`);
+  if (augmentRng.length !== 4 || !augmentRng.every(isNumber))
+    throw new CheckpointError(`${path}: bad augmentation RNG state`);
   return {
     epoch: field(root, "epoch", isNumber, "a number", path),
     arch: field(root, "arch", isString, "a string", path),

@@ -206,7 +206,9 @@ export function readConfigFile(path: string): Record<string, unknown> {
   try {
     value = [".yaml", ".yml"].includes(extname(path).toLowerCase()) ? parseYaml(text) : JSON.parse(text);
   } catch (cause) {
-    throw new ConfigError(`config file ${path}: not valid ${extname(path) === ".json" ? "JSON" : "YAML"}: ${(cause as Error).message}`);
+    throw new ConfigError(
+      `config file ${path}: not valid ${extname(path) === ".json" ? "JSON" : "YAML"}: ${(cause as Error).message}`,
+    );
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new ConfigError(`config file ${path}: expected a mapping of option names to values`);
@@ -220,12 +222,15 @@ export function resolveConfig(
   layers: { source: string; values: Record<string, unknown> }[],
 ): PretrainConfig {
   const base = PRESETS[preset];
-  if (base === undefined) throw new ConfigError(`unknown preset '${String(preset)}' (one of ${Object.keys(PRESETS).join(", ")})`);
+  if (base === undefined)
+    throw new ConfigError(`unknown preset '${String(preset)}' (one of ${Object.keys(PRESETS).join(", ")})`);
   let merged: Record<string, unknown> = { ...base, out: `runs/${preset}` };
   for (const layer of layers) {
     const unknown = Object.keys(layer.values).filter((key) => !(key in pretrainConfigSchema.shape));
     if (unknown.length > 0) {
-      throw new ConfigError(`${layer.source}: unknown option${unknown.length > 1 ? "s" : ""} ${unknown.map((k) => `'${k}'`).join(", ")}`);
+      throw new ConfigError(
+        `${layer.source}: unknown option${unknown.length > 1 ? "s" : ""} ${unknown.map((k) => `'${k}'`).join(", ")}`,
+      );
     }
     merged = { ...merged, ...layer.values };
   }

@@ -41,7 +41,8 @@ async function openSplit(config: PretrainConfig, split: Split, workingSize: numb
     case "folder": {
       const root = requireDir(config);
       const hasSplits = existsSync(join(root, "train"));
-      if (split === "test" && !(hasSplits && (existsSync(join(root, "val")) || existsSync(join(root, "test"))))) return null;
+      if (split === "test" && !(hasSplits && (existsSync(join(root, "val")) || existsSync(join(root, "test")))))
+        return null;
       return openImageFolder({
         root,
         ...(hasSplits ? { split } : {}),
@@ -65,12 +66,20 @@ export async function openPretrainData(config: PretrainConfig): Promise<Pretrain
     const train = config.subset === null ? fullTrain : fullTrain.subset(Math.min(config.subset, fullTrain.length));
     if (train !== fullTrain) opened.push(train);
     const labeled = train.labels !== null && train.numClasses > 0;
-    const knnBank = !labeled ? null : config.knnBank === null ? train : train.subset(Math.min(config.knnBank, train.length));
+    const knnBank = !labeled
+      ? null
+      : config.knnBank === null
+        ? train
+        : train.subset(Math.min(config.knnBank, train.length));
     if (knnBank !== null && knnBank !== train) opened.push(knnBank);
     const fullTest = labeled ? await openSplit(config, "test", workingSize) : null;
     if (fullTest !== null) opened.push(fullTest);
     const knnTest =
-      fullTest === null ? null : config.knnTest === null ? fullTest : fullTest.subset(Math.min(config.knnTest, fullTest.length));
+      fullTest === null
+        ? null
+        : config.knnTest === null
+          ? fullTest
+          : fullTest.subset(Math.min(config.knnTest, fullTest.length));
     if (knnTest !== null && knnTest !== fullTest) opened.push(knnTest);
     const imageSize = cropSize ?? train.height;
     const stats = train.stats;

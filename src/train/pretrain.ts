@@ -49,7 +49,14 @@ export interface PretrainResult {
 export class NonFiniteLossError extends Error {}
 
 function mocoSettings(config: PretrainConfig): MoCoSettings {
-  return { dim: config.mocoDim, K: config.mocoK, m: config.mocoM, T: config.mocoT, mlp: config.mlp, symmetric: config.symmetric };
+  return {
+    dim: config.mocoDim,
+    K: config.mocoK,
+    m: config.mocoM,
+    T: config.mocoT,
+    mlp: config.mlp,
+    symmetric: config.symmetric,
+  };
 }
 
 export function buildModel(config: PretrainConfig, inChannels: number): MoCo {
@@ -96,7 +103,11 @@ function knnFeatureFunction(model: MoCo, data: PretrainData, config: PretrainCon
   };
 }
 
-async function measureKnn(model: MoCo, data: PretrainData, config: PretrainConfig): Promise<{ top1: number; top5: number } | null> {
+async function measureKnn(
+  model: MoCo,
+  data: PretrainData,
+  config: PretrainConfig,
+): Promise<{ top1: number; top5: number } | null> {
   if (data.knnBank === null || data.knnTest === null) return null;
   const wasTraining = model.training;
   model.eval();
@@ -112,11 +123,15 @@ async function measureKnn(model: MoCo, data: PretrainData, config: PretrainConfi
   }
 }
 
-async function measurePixelKnn(data: PretrainData, config: PretrainConfig): Promise<{ top1: number; top5: number } | null> {
+async function measurePixelKnn(
+  data: PretrainData,
+  config: PretrainConfig,
+): Promise<{ top1: number; top5: number } | null> {
   if (data.knnBank === null || data.knnTest === null) return null;
   const stats = data.train.stats;
-  const result = await knnAccuracy({ bank: data.knnBank, test: data.knnTest, k: config.knnK, t: config.knnT }, (images) =>
-    evalTransform(images, { size: data.imageSize, stats }),
+  const result = await knnAccuracy(
+    { bank: data.knnBank, test: data.knnTest, k: config.knnK, t: config.knnT },
+    (images) => evalTransform(images, { size: data.imageSize, stats }),
   );
   result.predictions.dispose();
   return { top1: result.top1 * 100, top5: result.top5 * 100 };
@@ -216,7 +231,10 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
       }
     };
 
-    const totalSteps = config.maxSteps === null ? config.epochs * stepsPerEpoch : Math.min(config.maxSteps, config.epochs * stepsPerEpoch);
+    const totalSteps =
+      config.maxSteps === null
+        ? config.epochs * stepsPerEpoch
+        : Math.min(config.maxSteps, config.epochs * stepsPerEpoch);
     let rate = 0;
     training: for (; epoch < config.epochs; epoch++) {
       const epochStart = Date.now();

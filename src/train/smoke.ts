@@ -32,7 +32,9 @@ function flattenImages(images: Tensor): Tensor {
   return scope(() => images.flatten(1).float().div(255));
 }
 
-export function runSmoke(options: { dataDir?: string; epochs?: number; log?: (line: string) => void } = {}): SmokeReport {
+export function runSmoke(
+  options: { dataDir?: string; epochs?: number; log?: (line: string) => void } = {},
+): SmokeReport {
   const log = options.log ?? (() => {});
   const epochs = options.epochs ?? 2;
   const start = Date.now();

@@ -87,6 +87,13 @@ class WidthResNet(tvr.ResNet):
         self.layer4 = self._make_layer(block, 8 * width, layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(8 * width * block.expansion, num_classes)
+        # torchvision's initialisation (the parity test loads our weights over it; --collapse runs use it)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
 
 
 def resnet18_small(num_classes, width, in_channels, splits):
