@@ -2,7 +2,10 @@
 // of `npm run bench`, so that its peak memory and its JIT state are its own) and with Python PyTorch
 // (`/usr/bin/python3 bench/py/<entry>.py`), on the same thread count. The two sides alternate for a
 // few rounds so that background load hits both alike; each side reports named values, the best round
-// of each is kept, and each metric is shown as ours, python and ours/python.
+// of each is kept, and each metric is shown as ours, python and ours/python. A metric may instead be
+// compared against a bound: a figure of another entry's side, measured in the same invocation (e.g. the
+// data pipeline's images/s against the images/s a training step consumes); such an entry may have no
+// Python side at all, and its rows get a table of their own.
 import { readFileSync } from "node:fs";
 
 /** What one side of an entry reports: named numbers, plus anything worth keeping in the JSON. */
@@ -28,6 +31,18 @@ export interface MetricSpec {
   informational?: boolean;
   /** Which round to report per side: the best (default) or the worst (e.g. the highest peak memory). */
   combine?: "best" | "worst";
+  /** Compare ours with this bound instead of with Python; the target then applies to ours/bound. */
+  bound?: BoundSpec;
+}
+
+/** A figure of another entry's side (ours), measured in the same invocation, used as a bound. */
+export interface BoundSpec {
+  /** The entry that measures it. If it is not selected, its side runs in this entry's rounds. */
+  entry: string;
+  /** The key in that entry's Measurement.values; its best round (by that entry's metric) is the bound. */
+  key: string;
+  /** What the bound is, for the table, e.g. "moco-fmnist-step consumption". */
+  label: string;
 }
 
 export interface RunContext {
@@ -39,8 +54,13 @@ export interface RunContext {
 export interface BenchEntry {
   name: string;
   description: string;
-  /** The Python side: bench/py/<python>; it receives `--threads N [--quick]` and prints one JSON Measurement. */
-  python: string;
+  /**
+   * The Python side: bench/py/<python>; it receives `[...pythonArgs] --threads N [--quick]` and prints
+   * one JSON Measurement. Absent when every metric is compared against a bound.
+   */
+  python?: string;
+  /** Extra arguments for the Python side (e.g. which configuration of a shared script). */
+  pythonArgs?: readonly string[];
   /** Alternating rounds of (ours, python) processes (default 3). */
   rounds?: number;
   metrics: MetricSpec[];

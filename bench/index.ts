@@ -4,8 +4,9 @@
 // the same libtorch), side by side in this one invocation, on the same thread count (--threads, or
 // MOCO_BENCH_THREADS, default 2; also exported as OMP/MKL/OPENBLAS_NUM_THREADS to both sides). Our
 // side runs in a child process (`--child <entry>`), so its peak memory and JIT state are its own. The
-// sides alternate for a few rounds; the best round of each side is kept. Prints a table and writes
-// runs/bench-<date>.json.
+// sides alternate for a few rounds; the best round of each side is kept. Metrics compared against a
+// bound (another entry's figure from this same invocation) instead of Python get a second table.
+// Prints the table(s) and writes runs/bench-<date>.json.
 import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
@@ -13,13 +14,22 @@ import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { buildInfo, getNumThreads, setNumThreads } from "../src/torch/index.js";
-import type { BenchEntry, Measurement, MetricSpec, RunContext } from "./framework.js";
+import { dataPipeline } from "./data-pipeline.js";
+import type { BenchEntry, BoundSpec, Measurement, MetricSpec, RunContext } from "./framework.js";
 import { matmul512 } from "./matmul512.js";
+import { mocoCifarStep, mocoFmnistStep } from "./moco-train-step.js";
 import { opOverhead } from "./op-overhead.js";
 import { resnet18TrainStep } from "./resnet18-train-step.js";
 
-/** The registered entries, in the order they run. */
-export const ENTRIES: readonly BenchEntry[] = [opOverhead, matmul512, resnet18TrainStep];
+/** The registered entries, in the order they run (an entry that bounds another comes before it). */
+export const ENTRIES: readonly BenchEntry[] = [
+  opOverhead,
+  matmul512,
+  resnet18TrainStep,
+  mocoCifarStep,
+  mocoFmnistStep,
+  dataPipeline,
+];
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..");
@@ -146,7 +156,8 @@ function runOursInChild(entry: BenchEntry, ctx: RunContext): Measurement {
 }
 
 function runPython(entry: BenchEntry, ctx: RunContext): Measurement {
-  const args = [join(here, "py", entry.python), "--threads", String(ctx.threads)];
+  if (entry.python === undefined) throw new Error(`${entry.name} has no Python side`);
+  const args = [join(here, "py", entry.python), ...(entry.pythonArgs ?? []), "--threads", String(ctx.threads)];
   if (ctx.quick) args.push("--quick");
   return runChild(PYTHON, args, ctx.threads, `python (${entry.name})`);
 }
@@ -164,34 +175,93 @@ interface Row {
   digits: number;
 }
 
+/** A metric compared against a bound (BoundSpec) rather than Python. */
+interface BoundRow {
+  entry: string;
+  metric: string;
+  unit: string;
+  better: "lower" | "higher";
+  ours: number;
+  bound: number;
+  /** What the bound is, and where it comes from. */
+  boundLabel: string;
+  boundFrom: string;
+  ratio: number;
+  target: number | null;
+  meetsTarget: boolean | null;
+  digits: number;
+}
+
 /** One side's figure for one metric over its rounds: the best round, or the worst if the metric asks. */
-function best(spec: MetricSpec, rounds: Measurement[]): number {
+function best(spec: Pick<MetricSpec, "key" | "better" | "combine">, rounds: Measurement[]): number {
   const values = rounds.map((m) => m.values[spec.key]).filter((v): v is number => typeof v === "number");
   if (values.length === 0) return Number.NaN;
   const lowest = (spec.better === "lower") === ((spec.combine ?? "best") === "best");
   return lowest ? Math.min(...values) : Math.max(...values);
 }
 
-function rowsFor(entry: BenchEntry, ours: Measurement[], python: Measurement[]): Row[] {
-  return entry.metrics.map((spec) => {
+/** The bound over the bounding entry's rounds, combined as that entry's own metric for the key. */
+function boundValue(bound: BoundSpec, rounds: Measurement[]): number {
+  const owner = ENTRIES.find((e) => e.name === bound.entry);
+  const spec = owner?.metrics.find((m) => m.key === bound.key) ?? { key: bound.key, better: "higher" as const };
+  return best({ ...spec, key: bound.key }, rounds);
+}
+
+function boundRowsFor(entry: BenchEntry, ours: Measurement[], bounds: Map<string, Measurement[]>): BoundRow[] {
+  return entry.metrics.flatMap((spec) => {
+    if (spec.bound === undefined) return [];
     const o = best(spec, ours);
-    const p = best(spec, python);
-    const ratio = o / p;
+    const b = boundValue(spec.bound, bounds.get(spec.bound.entry) ?? []);
+    const ratio = o / b;
     const target = spec.informational ? null : (spec.target ?? null);
     const meetsTarget = target === null ? null : spec.better === "lower" ? ratio <= target : ratio >= target;
-    return {
-      entry: entry.name,
-      metric: spec.label,
-      unit: spec.unit,
-      better: spec.better,
-      ours: o,
-      python: p,
-      ratio,
-      target,
-      meetsTarget,
-      digits: spec.digits ?? 2,
-    };
+    return [
+      {
+        entry: entry.name,
+        metric: spec.label,
+        unit: spec.unit,
+        better: spec.better,
+        ours: o,
+        bound: b,
+        boundLabel: spec.bound.label,
+        boundFrom: `${spec.bound.entry}: ${spec.bound.key} (ours)`,
+        ratio,
+        target,
+        meetsTarget,
+        digits: spec.digits ?? 2,
+      },
+    ];
   });
+}
+
+function rowsFor(entry: BenchEntry, ours: Measurement[], python: Measurement[]): Row[] {
+  return entry.metrics
+    .filter((spec) => spec.bound === undefined)
+    .map((spec) => {
+      const o = best(spec, ours);
+      const p = best(spec, python);
+      const ratio = o / p;
+      const target = spec.informational ? null : (spec.target ?? null);
+      const meetsTarget = target === null ? null : spec.better === "lower" ? ratio <= target : ratio >= target;
+      return {
+        entry: entry.name,
+        metric: spec.label,
+        unit: spec.unit,
+        better: spec.better,
+        ours: o,
+        python: p,
+        ratio,
+        target,
+        meetsTarget,
+        digits: spec.digits ?? 2,
+      };
+    });
+}
+
+function targetCell(r: { better: "lower" | "higher"; target: number | null; meetsTarget: boolean | null }): string {
+  return r.target === null
+    ? "-"
+    : `${r.better === "lower" ? "<=" : ">="} ${r.target.toFixed(2)} ${r.meetsTarget ? "met" : "MISSED"}`;
 }
 
 function formatTable(rows: Row[], skipped: { entry: string; reason: string }[]): string {
@@ -203,13 +273,30 @@ function formatTable(rows: Row[], skipped: { entry: string; reason: string }[]):
     r.ours.toFixed(r.digits),
     r.python.toFixed(r.digits),
     r.ratio.toFixed(3),
-    r.target === null
-      ? "-"
-      : `${r.better === "lower" ? "<=" : ">="} ${r.target.toFixed(2)} ${r.meetsTarget ? "met" : "MISSED"}`,
+    targetCell(r),
   ]);
   for (const s of skipped) body.push([s.entry, `skipped: ${s.reason}`, "", "", "", "", ""]);
+  return alignTable(header, body, new Set([3, 4, 5]));
+}
+
+/** The metrics compared against a bound from this invocation, not against Python. */
+function formatBoundTable(rows: BoundRow[]): string {
+  const header = ["entry", "metric", "unit", "ours", "bound", "bound is", "ours/bound", "target"];
+  const body = rows.map((r) => [
+    r.entry,
+    r.metric,
+    `${r.unit} (${r.better} is better)`,
+    r.ours.toFixed(r.digits),
+    r.bound.toFixed(r.digits),
+    r.boundLabel,
+    r.ratio.toFixed(3),
+    targetCell(r),
+  ]);
+  return alignTable(header, body, new Set([3, 4, 6]));
+}
+
+function alignTable(header: string[], body: string[][], numeric: Set<number>): string {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => (row[i] ?? "").length)));
-  const numeric = new Set([3, 4, 5]);
   const line = (cells: string[]) =>
     cells
       .map((c, i) => (numeric.has(i) ? c.padStart(widths[i] as number) : c.padEnd(widths[i] as number)))
@@ -250,6 +337,9 @@ async function main(): Promise<void> {
   console.log(`node ${versions.node}, libtorch ${versions.libtorch} (ours), torch ${versions.pythonTorch} (python)`);
 
   const rows: Row[] = [];
+  const boundRows: BoundRow[] = [];
+  /** Our side's rounds of each entry measured so far in this invocation, for bounds. */
+  const oursByEntry = new Map<string, Measurement[]>();
   const skipped: { entry: string; reason: string }[] = [];
   const results: Record<string, unknown>[] = [];
   let failed = false;
@@ -264,13 +354,37 @@ async function main(): Promise<void> {
     const rounds = options.rounds ?? entry.rounds ?? 3;
     const ours: Measurement[] = [];
     const python: Measurement[] = [];
+    // Bounds measured by an entry already run in this invocation are reused; the others are measured
+    // here, in this entry's rounds (alternating with our side, so that background load hits both).
+    const bounds = new Map<string, Measurement[]>();
+    const boundEntries: BenchEntry[] = [];
+    for (const name of new Set(entry.metrics.flatMap((m) => (m.bound === undefined ? [] : [m.bound.entry])))) {
+      const measured = oursByEntry.get(name);
+      if (measured !== undefined) bounds.set(name, measured);
+      else {
+        const owner = ENTRIES.find((e) => e.name === name);
+        if (owner === undefined) throw new Error(`bench: ${entry.name}: its bound names no entry (${name})`);
+        boundEntries.push(owner);
+      }
+    }
     const t0 = Date.now();
     try {
+      for (const b of boundEntries) {
+        const why = b.unavailable === undefined ? null : await b.unavailable();
+        if (why !== null) throw new Error(`its bound ${b.name} cannot run: ${why}`);
+        bounds.set(b.name, []);
+      }
       for (let r = 0; r < rounds; r++) {
         process.stdout.write(`\n${entry.name}: round ${r + 1}/${rounds}: ours...`);
         ours.push(runOursInChild(entry, ctx));
-        process.stdout.write(" python...");
-        python.push(runPython(entry, ctx));
+        if (entry.python !== undefined) {
+          process.stdout.write(" python...");
+          python.push(runPython(entry, ctx));
+        }
+        for (const b of boundEntries) {
+          process.stdout.write(` bound (${b.name}, ours)...`);
+          bounds.get(b.name)?.push(runOursInChild(b, ctx));
+        }
       }
     } catch (error) {
       failed = true;
@@ -280,13 +394,25 @@ async function main(): Promise<void> {
       results.push({ name: entry.name, error: message });
       continue;
     }
+    oursByEntry.set(entry.name, ours);
     const entryRows = rowsFor(entry, ours, python);
+    const entryBoundRows = boundRowsFor(entry, ours, bounds);
     rows.push(...entryRows);
+    boundRows.push(...entryBoundRows);
     process.stdout.write(` done (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
-    results.push({ name: entry.name, description: entry.description, rounds, metrics: entryRows, ours, python });
+    results.push({
+      name: entry.name,
+      description: entry.description,
+      rounds,
+      metrics: [...entryRows, ...entryBoundRows],
+      ours,
+      ...(entry.python === undefined ? {} : { python }),
+      ...(bounds.size === 0 ? {} : { bounds: Object.fromEntries(bounds) }),
+    });
   }
 
-  console.log(`\n${formatTable(rows, skipped)}`);
+  if (rows.length > 0 || skipped.length > 0 || boundRows.length === 0) console.log(`\n${formatTable(rows, skipped)}`);
+  if (boundRows.length > 0) console.log(`\nagainst bounds (not Python):\n${formatBoundTable(boundRows)}`);
   const file = join(root, "runs", `bench-${started.toISOString().replace(/[:.]/g, "-")}.json`);
   mkdirSync(dirname(file), { recursive: true });
   const record = {
