@@ -4,7 +4,7 @@ views already augmented (fixed random tensors), as the official code runs it.
 The model is facebookresearch/moco's moco/builder.py MoCo (key encoder a frozen copy updated by
 momentum, the (dim, K) queue, InfoNCE logits, the v2 MLP head by replacing fc) with the single-process
 parts of the official CIFAR-10 demo (colab/moco_cifar10_demo.ipynb): `_batch_shuffle_single_gpu` /
-`_batch_unshuffle_single_gpu` and `SplitBatchNorm`; copied from test/py/moco_parity.py, whose
+`_batch_unshuffle_single_gpu` and `SplitBatchNorm` (test/py/split_batch_norm.py); copied from test/py/moco_parity.py, whose
 implementation is checked against ours step by step. The backbone is torchvision's ResNet (BasicBlock,
 [2, 2, 2, 2]) with a base width, input channels and the demo's CIFAR stem. The step is main_moco.py's
 train(): output, target = model(im_q, im_k); loss = CrossEntropyLoss(output, target);
@@ -16,14 +16,19 @@ both with split BN over 8 splits and dim 128.
 """
 import argparse
 import json
+import os
 import re
 import statistics
+import sys
 import time
 from functools import partial
 
 import torch
 import torch.nn as nn
 from torchvision.models import resnet as tvr
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "test", "py"))
+from split_batch_norm import SplitBatchNorm  # noqa: E402
 
 CONFIGS = {
     "cifar": dict(batch=64, size=32, in_channels=3, width=64, splits=8, dim=128, K=4096, m=0.99, T=0.1,
@@ -44,31 +49,6 @@ c = CONFIGS[args.config]
 def status_mib(field):
     with open("/proc/self/status") as f:
         return int(re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.M).group(1)) / 1024
-
-
-class SplitBatchNorm(nn.BatchNorm2d):
-    """Verbatim from the official MoCo CIFAR-10 demo."""
-
-    def __init__(self, num_features, num_splits, **kw):
-        super().__init__(num_features, **kw)
-        self.num_splits = num_splits
-
-    def forward(self, input):
-        N, C, H, W = input.shape
-        if self.training or not self.track_running_stats:
-            running_mean_split = self.running_mean.repeat(self.num_splits)
-            running_var_split = self.running_var.repeat(self.num_splits)
-            outcome = nn.functional.batch_norm(
-                input.view(-1, C * self.num_splits, H, W), running_mean_split, running_var_split,
-                self.weight.repeat(self.num_splits), self.bias.repeat(self.num_splits),
-                True, self.momentum, self.eps).view(N, C, H, W)
-            self.running_mean.data.copy_(running_mean_split.view(self.num_splits, C).mean(dim=0))
-            self.running_var.data.copy_(running_var_split.view(self.num_splits, C).mean(dim=0))
-            return outcome
-        else:
-            return nn.functional.batch_norm(
-                input, self.running_mean, self.running_var,
-                self.weight, self.bias, False, self.momentum, self.eps)
 
 
 class WidthResNet(tvr.ResNet):
