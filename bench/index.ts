@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 
 import { buildInfo, getNumThreads, setNumThreads } from "../src/torch/index.js";
 import { dataPipeline } from "./data-pipeline.js";
+import { embedThroughput } from "./embed-throughput.js";
 import type { BenchEntry, BoundSpec, Measurement, MetricSpec, RunContext } from "./framework.js";
 import { matmul512 } from "./matmul512.js";
 import { mocoCifarStep, mocoFmnistStep } from "./moco-train-step.js";
@@ -29,6 +30,7 @@ export const ENTRIES: readonly BenchEntry[] = [
   mocoCifarStep,
   mocoFmnistStep,
   dataPipeline,
+  embedThroughput,
 ];
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -44,3 +44,43 @@ export {
   type PretrainResult,
 } from "./train/pretrain.js";
 export { readCheckpoint, writeCheckpoint, type PretrainCheckpoint } from "./train/checkpoint.js";
+export * from "./export/index.js";
+export * from "./encoder/index.js";
+export {
+  linearEvaluation,
+  topkCorrect,
+  LINCLS_DEFAULTS,
+  type LinearEvalConfig,
+  type LinearEvalOptions,
+  type LinearEvalResult,
+  type EpochRecord,
+} from "./eval/lincls.js";
+export {
+  evaluateEncoderKnn,
+  datasetEmbeddings,
+  type EncoderKnnOptions,
+  type EncoderKnnResult,
+} from "./eval/encoder-knn.js";
+export {
+  classificationReport,
+  writeClassificationCsv,
+  type ClassificationReport,
+  type ClassAccuracy,
+} from "./eval/classification-report.js";
+export { nearestNeighbours, type Neighbours } from "./search/search.js";
+export {
+  writeEmbeddingIndex,
+  readEmbeddingIndex,
+  INDEX_FILES,
+  type IndexMeta,
+  type EmbeddingIndex,
+} from "./search/store.js";
+export {
+  exportBackbone,
+  exportStateDict,
+  EXPORT_FORMATS,
+  type ExportFormat,
+  type ExportOptions,
+} from "./export/backbone.js";
+export * from "./io/index.js";
+export * from "./dist/index.js";

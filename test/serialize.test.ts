@@ -2,12 +2,10 @@
 // the tests through /usr/bin/python3, which has torch 1.13): both directions, exact values, shared
 // storages, state dicts that load into torch modules, and inputs that must fail safely.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import * as zlib from "node:zlib";
 
 import { Tensor, arange, fromTypedArray, liveTensors, ones, randn, scope, tensor } from "../src/torch/index.js";
@@ -15,160 +13,15 @@ import { crc32Portable } from "../src/torch/serialize/crc32.js";
 import { load, loadFromBuffer, save, saveToBuffer, type Saveable } from "../src/torch/serialize/index.js";
 import { encodeLong, pickle, unpickle } from "../src/torch/serialize/pickle.js";
 import { MemorySink, ZipReader, ZipWriter, bufferSource } from "../src/torch/serialize/zip.js";
+import { assertMatches, disposeAll, toNeutral, type Neutral } from "./helpers/neutral.js";
+import { pythonScript } from "./helpers/python-script.js";
 
-const PYTHON = "/usr/bin/python3";
-const SCRIPT = fileURLToPath(new URL("./py/serialize_check.py", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "moco-serialize-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-const pythonProblem = ((): string | false => {
-  const probe = spawnSync(PYTHON, ["-c", "import torch"], { encoding: "utf8" });
-  return probe.status === 0 ? false : `${PYTHON} with torch is not available: ${probe.error?.message ?? probe.stderr}`;
-})();
-
-function python(...args: string[]): string {
-  const run = spawnSync(PYTHON, [SCRIPT, ...args], { encoding: "utf8", maxBuffer: 64 << 20 });
-  if (run.status !== 0) throw new Error(`serialize_check.py ${args[0]} failed (${run.status}): ${run.stderr}`);
-  return run.stdout;
-}
+const python = pythonScript("serialize_check.py");
 
 const file = (name: string): string => join(dir, name);
-
-// ---------------------------------------------------------------------------------------------
-// The neutral form test/py/serialize_check.py documents: JSON that keeps key types, big ints,
-// special floats, bytes, and tensors as dtype/shape/stride/offset/bytes/storage number.
-
-interface NeutralTensor {
-  dtype: string;
-  shape: number[];
-  stride: number[];
-  offset: number;
-  hex: string;
-  requires_grad: boolean;
-  storage: number | null;
-}
-type Neutral =
-  | null
-  | boolean
-  | number
-  | string
-  | Neutral[]
-  | { __dict__: [Neutral, Neutral][] }
-  | { __int__: string }
-  | { __float__: string }
-  | { __bytes__: string }
-  | { __tensor__: NeutralTensor };
-
-const hex = (bytes: Uint8Array): string =>
-  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
-
-function tensorsIn(value: Saveable, into = new Set<Tensor>()): Set<Tensor> {
-  if (value instanceof Tensor) into.add(value);
-  else if (Array.isArray(value)) value.forEach((item) => tensorsIn(item, into));
-  else if (value instanceof Map) for (const item of value.values()) tensorsIn(item, into);
-  else if (typeof value === "object" && value !== null && !(value instanceof Uint8Array)) {
-    for (const item of Object.values(value)) tensorsIn(item, into);
-  }
-  return into;
-}
-
-function disposeAll(value: Saveable): void {
-  for (const t of tensorsIn(value)) t.dispose();
-}
-
-/** Our values in the neutral form, numbering storages by storageId. */
-function toNeutral(value: Saveable, storages = new Map<string, number>()): Neutral {
-  if (value === null || typeof value === "boolean" || typeof value === "string") return value;
-  if (typeof value === "number") return Number.isSafeInteger(value) ? value : { __float__: String(value) };
-  // Safe bigints load back as numbers, and are the same Python int either way.
-  if (typeof value === "bigint")
-    return Number.isSafeInteger(Number(value)) ? Number(value) : { __int__: value.toString() };
-  if (value instanceof Uint8Array) return { __bytes__: hex(value) };
-  if (value instanceof Tensor) {
-    let storage: number | null = null;
-    if (value.numel > 0) {
-      storage = storages.get(value.storageId) ?? storages.size;
-      storages.set(value.storageId, storage);
-    }
-    return {
-      __tensor__: {
-        dtype: value.dtype,
-        shape: [...value.shape],
-        stride: [...value.strides],
-        offset: value.storageOffset,
-        hex: hex(value.toBytes()),
-        requires_grad: value.requiresGrad,
-        storage,
-      },
-    };
-  }
-  if (Array.isArray(value)) return value.map((item) => toNeutral(item, storages));
-  const entries = value instanceof Map ? [...value.entries()] : Object.entries(value);
-  return { __dict__: entries.map(([k, v]) => [k, toNeutral(v, storages)]) };
-}
-
-/** Asserts that `actual` (what we loaded) is `expected` (Python's neutral form), exactly. */
-function assertMatches(actual: Saveable, expected: Neutral, where: string, storages: Map<number, string>): void {
-  if (expected === null || typeof expected !== "object") {
-    assert.equal(actual, expected, where);
-    return;
-  }
-  if (Array.isArray(expected)) {
-    assert.ok(Array.isArray(actual), `${where}: expected an array`);
-    assert.equal(actual.length, expected.length, `${where}: length`);
-    expected.forEach((item, i) => assertMatches(actual[i]!, item, `${where}[${i}]`, storages));
-    return;
-  }
-  if ("__int__" in expected) {
-    const big = BigInt(expected.__int__);
-    assert.equal(actual, Number.isSafeInteger(Number(big)) && BigInt(Number(big)) === big ? Number(big) : big, where);
-    return;
-  }
-  if ("__float__" in expected) {
-    assert.ok(Object.is(actual, Number(expected.__float__.replace("inf", "Infinity"))), `${where}: ${String(actual)}`);
-    return;
-  }
-  if ("__bytes__" in expected) {
-    assert.ok(actual instanceof Uint8Array, `${where}: expected bytes`);
-    assert.equal(hex(actual), expected.__bytes__, where);
-    return;
-  }
-  if ("__tensor__" in expected) {
-    const e = expected.__tensor__;
-    assert.ok(actual instanceof Tensor, `${where}: expected a tensor`);
-    assert.equal(actual.dtype, e.dtype, `${where}: dtype`);
-    assert.deepEqual([...actual.shape], e.shape, `${where}: shape`);
-    assert.deepEqual([...actual.strides], e.stride, `${where}: stride`);
-    assert.equal(actual.storageOffset, e.offset, `${where}: storage offset`);
-    assert.equal(hex(actual.toBytes()), e.hex, `${where}: values`);
-    assert.equal(actual.requiresGrad, e.requires_grad, `${where}: requiresGrad`);
-    if (e.storage !== null) {
-      const known = storages.get(e.storage);
-      if (known === undefined) {
-        assert.ok(![...storages.values()].includes(actual.storageId), `${where}: shares a storage it should not`);
-        storages.set(e.storage, actual.storageId);
-      } else {
-        assert.equal(actual.storageId, known, `${where}: should share storage #${e.storage}`);
-      }
-    }
-    return;
-  }
-  const pairs = expected.__dict__;
-  const keys = pairs.map(([k]) => k);
-  if (keys.every((k) => typeof k === "string")) {
-    assert.ok(
-      typeof actual === "object" && actual !== null && Object.getPrototypeOf(actual) === Object.prototype,
-      `${where}: expected a plain object`,
-    );
-    assert.deepEqual(Object.keys(actual), keys, `${where}: keys`);
-    for (const [k, v] of pairs)
-      assertMatches((actual as Record<string, Saveable>)[k as string]!, v, `${where}.${String(k)}`, storages);
-  } else {
-    assert.ok(actual instanceof Map, `${where}: expected a Map (not all keys are strings)`);
-    assert.deepEqual([...actual.keys()], keys, `${where}: keys`);
-    for (const [k, v] of pairs) assertMatches(actual.get(k as string | number)!, v, `${where}[${String(k)}]`, storages);
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // What we write for Python to check: the same kinds of things Python wrote for us.
@@ -249,7 +102,7 @@ function buildOurStructure(): { [key: string]: Saveable } {
 
 // ---------------------------------------------------------------------------------------------
 
-describe("checkpoints written by Python's torch.save", { skip: pythonProblem }, () => {
+describe("checkpoints written by Python's torch.save", () => {
   for (const protocol of ["2", "4", "5"]) {
     test(`load exactly (pickle protocol ${protocol})`, () => {
       const baseline = liveTensors();
@@ -319,38 +172,34 @@ describe("checkpoints written by Python's torch.save", { skip: pythonProblem }, 
 });
 
 describe("checkpoints we write", () => {
-  test(
-    "load in Python's torch.load with the right types, values, sharing, and state-dict use",
-    { skip: pythonProblem },
-    () => {
-      const value = ourStructure();
-      const ckpt = file("ours.pt");
-      const expectedPath = file("ours.json");
-      save(value, ckpt);
-      writeFileSync(expectedPath, JSON.stringify(toNeutral(value)));
-      const report = JSON.parse(python("check", ckpt, expectedPath)) as {
-        ok: boolean;
-        errors: string[];
-        facts: Record<string, unknown>;
-      };
-      assert.deepEqual(report.errors, []);
-      assert.ok(report.ok);
-      assert.equal(report.facts.optimizer_step_ok, true);
-      assert.deepEqual(report.facts.optimizer_state_keys, ["int", "int"], "optimizer state keys are Python ints");
-      assert.equal(report.facts.optimizer_lr, 0.1);
-      const linear = value.linear as Record<string, Tensor>;
-      const weightSum = linear.weight!.toArray().reduce((a, b) => a + b, 0);
-      assert.ok(Math.abs((report.facts.linear_weight_sum as number) - weightSum) < 1e-5);
-      assert.equal(report.facts.views_share_storage, true);
-      assert.equal(report.facts.zip_ok, true);
-      assert.equal(report.facts.aligned, true, "record data is 64-byte aligned");
-      assert.deepEqual((report.facts.records as string[]).slice(0, 2), ["ours/data.pkl", "ours/byteorder"]);
-      assert.ok((report.facts.records as string[]).includes("ours/version"));
-      disposeAll(value);
-    },
-  );
+  test("load in Python's torch.load with the right types, values, sharing, and state-dict use", () => {
+    const value = ourStructure();
+    const ckpt = file("ours.pt");
+    const expectedPath = file("ours.json");
+    save(value, ckpt);
+    writeFileSync(expectedPath, JSON.stringify(toNeutral(value)));
+    const report = JSON.parse(python("check", ckpt, expectedPath)) as {
+      ok: boolean;
+      errors: string[];
+      facts: Record<string, unknown>;
+    };
+    assert.deepEqual(report.errors, []);
+    assert.ok(report.ok);
+    assert.equal(report.facts.optimizer_step_ok, true);
+    assert.deepEqual(report.facts.optimizer_state_keys, ["int", "int"], "optimizer state keys are Python ints");
+    assert.equal(report.facts.optimizer_lr, 0.1);
+    const linear = value.linear as Record<string, Tensor>;
+    const weightSum = linear.weight!.toArray().reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs((report.facts.linear_weight_sum as number) - weightSum) < 1e-5);
+    assert.equal(report.facts.views_share_storage, true);
+    assert.equal(report.facts.zip_ok, true);
+    assert.equal(report.facts.aligned, true, "record data is 64-byte aligned");
+    assert.deepEqual((report.facts.records as string[]).slice(0, 2), ["ours/data.pkl", "ours/byteorder"]);
+    assert.ok((report.facts.records as string[]).includes("ours/version"));
+    disposeAll(value);
+  });
 
-  test("ZIP64 archives load in Python and here", { skip: pythonProblem }, () => {
+  test("ZIP64 archives load in Python and here", () => {
     const value = ourStructure();
     const bytes = saveToBuffer(value, { archiveName: "big", zip64: "always" });
     const ckpt = file("zip64.pt");
@@ -481,13 +330,13 @@ describe("bad input fails with a clear, catchable error", () => {
     assert.throws(() => loadFromBuffer(bytes, "corrupt.pt"), /corrupt\.pt: record 'c\/data\/0' is corrupt \(CRC-32/);
   });
 
-  test("a zip without data.pkl", { skip: pythonProblem }, () => {
+  test("a zip without data.pkl", () => {
     const path = file("no-data.pt");
     python("no-data-pkl", path);
     assert.throws(() => load(path), /no-data\.pt: the zip archive has no data\.pkl record/);
   });
 
-  test("a missing storage record, without leaking the tensors loaded before it", { skip: pythonProblem }, () => {
+  test("a missing storage record, without leaking the tensors loaded before it", () => {
     const start = baseline();
     const source = file("two-tensors.pt");
     const path = file("missing-record.pt");
@@ -499,13 +348,13 @@ describe("bad input fails with a clear, catchable error", () => {
     assert.equal(liveTensors(), start);
   });
 
-  test("a storage of an unsupported dtype", { skip: pythonProblem }, () => {
+  test("a storage of an unsupported dtype", () => {
     const path = file("complex.pt");
     python("complex", path);
     assert.throws(() => load(path), /complex\.pt: tensor storage '0' has unsupported dtype torch\.ComplexFloatStorage/);
   });
 
-  test("a pickle that calls os.system is refused and nothing runs", { skip: pythonProblem }, () => {
+  test("a pickle that calls os.system is refused and nothing runs", () => {
     const start = baseline();
     const path = file("malicious.pt");
     const marker = file("pwned");
@@ -519,12 +368,6 @@ describe("bad input fails with a clear, catchable error", () => {
     );
     assert.equal(existsSync(marker), false, "the payload did not run");
     assert.equal(liveTensors(), start, "the tensor loaded before the refusal was freed");
-  });
-
-  test("the legacy (pre-1.6) format", { skip: pythonProblem }, () => {
-    const path = file("legacy.pt");
-    python("legacy", path);
-    assert.throws(() => load(path), /legacy\.pt: legacy \(pre-1\.6\) torch format is not supported yet/);
   });
 });
 

@@ -8,6 +8,7 @@ static Napi::Object initAddon(Napi::Env env, Napi::Object exports) {
   moco::registerNn(env, exports);
   moco::registerAutograd(env, exports);
   moco::registerRuntime(env, exports);
+  moco::registerDist(env, exports);
   return exports;
 }
 

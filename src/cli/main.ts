@@ -1,6 +1,7 @@
 // The `moco` command: parses, validates, calls the library.
 import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 
 import { MoCoSettingsError } from "../moco/index.js";
@@ -13,11 +14,28 @@ import {
   type PresetName,
   type PretrainConfig,
 } from "../train/config.js";
-import { pretrain, type PretrainResult } from "../train/pretrain.js";
+import { CHECKPOINT_FILE, pretrain, rankLayout, type PretrainResult } from "../train/pretrain.js";
 import { progressReporter } from "../train/progress.js";
 import { runSmoke } from "../train/smoke.js";
 import { buildInfo, setNumThreads } from "../torch/index.js";
-import { FlagError, flagHelp, flagValues, parseArgsOptions } from "./pretrain-options.js";
+import { explainFailure, joinJob } from "./distributed.js";
+import { launchWorkers } from "./launch.js";
+import {
+  FlagError,
+  flagHelp,
+  flagValues,
+  launchHelp,
+  launchParseOptions,
+  launchValues,
+  parseArgsOptions,
+  stripLaunchFlags,
+} from "./pretrain-options.js";
+import { runEmbed } from "./embed-command.js";
+import { runExport } from "./export-command.js";
+import { UsageError } from "./flags.js";
+import { runKnn } from "./knn-command.js";
+import { runLincls } from "./lincls-command.js";
+import { runSearch } from "./search-command.js";
 
 const HELP = `moco — MoCo (Momentum Contrast) self-supervised pretraining on libtorch
 
@@ -26,15 +44,26 @@ Usage: moco <command> [options]
 Commands:
   pretrain [DATA]  MoCo pretraining (default: the quick Fashion-MNIST preset on Debian's data);
                    DATA is the data folder (an image folder unless --dataset says otherwise)
+  lincls [DATA]    linear evaluation of a pretrained encoder (the paper's protocol)
+  knn [DATA]       weighted kNN evaluation of a checkpoint, per class and confusion matrix
+  embed [DATA]     embeddings of a dataset or image folder (.npy, safetensors, ids.json)
+  search QUERY...  the most similar images of an embedding index (JSON and an HTML page)
+  export           the backbone as a torchvision state dict, safetensors or ONNX
   doctor           check the engine (libtorch, BLAS, threads, default data) and run a short
                    real training job (softmax regression on Fashion-MNIST)
 
-Run \`moco pretrain --help\` for its options.
+Run \`moco <command> --help\` for its options.
   -h, --help       show this help
   -v, --version    show the version
 `;
 
-class UsageError extends Error {}
+const SUBCOMMANDS: Readonly<Record<string, (argv: string[]) => Promise<number>>> = {
+  lincls: runLincls,
+  knn: runKnn,
+  embed: runEmbed,
+  search: runSearch,
+  export: runExport,
+};
 
 /** The package's version; package.json sits two folders up from the sources, three from dist/. */
 function version(): string {
@@ -57,6 +86,9 @@ summary.json. Ctrl-C writes a checkpoint; --resume continues it exactly.
   --resume CHECKPOINT            continue a run (its configuration, overridden by flags given here)
 ${flagHelp({ ...PRESETS[preset], out: `runs/${preset}` })}
 
+Several processes (data-parallel; --batch-size is then the global batch; see README "Multi-process runs"):
+${launchHelp()}
+
 Defaults shown are the ${preset} preset's.`;
 }
 
@@ -74,6 +106,7 @@ async function runPretrain(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       ...parseArgsOptions(),
+      ...launchParseOptions(),
       preset: { type: "string" },
       config: { type: "string" },
       resume: { type: "string" },
@@ -118,6 +151,14 @@ async function runPretrain(argv: string[]): Promise<number> {
     config = resolveConfig(presetName, layers);
   }
 
+  const launch = launchValues(values);
+  if (launch.nprocPerNode !== null) {
+    rankLayout(config, launch.nnodes * launch.nprocPerNode); // refused here, before any worker starts
+    return launchWorkers(stripLaunchFlags(argv), launch);
+  }
+  const worker = await joinJob(launch.distTimeout);
+  const lead = (worker?.group.rank ?? 0) === 0;
+
   const controller = new AbortController();
   const onSigint = () => {
     if (controller.signal.aborted) process.exit(130);
@@ -130,7 +171,11 @@ async function runPretrain(argv: string[]): Promise<number> {
       progress: progressReporter(process.stderr, config.printFreq),
       signal: controller.signal,
       ...(values.resume === undefined ? {} : { resume: values.resume }),
+      ...(worker === null ? {} : { parallel: worker.parallel }),
+    }).catch((error: unknown) => {
+      throw worker === null ? error : explainFailure(error, worker.group, join(config.out, CHECKPOINT_FILE));
     });
+    if (!lead) return result.interrupted ? 130 : 0;
     console.log(summaryLine(result));
     console.log(
       `run folder: ${result.runDir} (checkpoint ${result.checkpoint}, ${result.steps} steps, ${result.seconds.toFixed(0)} s)`,
@@ -142,6 +187,7 @@ async function runPretrain(argv: string[]): Promise<number> {
     return 0;
   } finally {
     process.off("SIGINT", onSigint);
+    worker?.dispose();
   }
 }
 
@@ -185,6 +231,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (command === "pretrain") return runPretrain(rest);
   if (command === "doctor") return runDoctor(rest);
+  const subcommand = SUBCOMMANDS[command];
+  if (subcommand !== undefined) return subcommand(rest);
   throw new UsageError(`unknown command '${command}' (see moco --help)`);
 }
 

@@ -160,3 +160,95 @@ export function flagHelp(defaults: Omit<PretrainConfig, "out"> & { out?: string 
   });
   return rows.join("\n");
 }
+
+// ---- launching several processes (like torchrun) ---------------------------------------------------
+
+/** Options of the launcher and of the distributed job; not part of the run's configuration. */
+export interface LaunchValues {
+  /** Workers to start on this machine; null: run here (one process, or a worker of a job set up by env://). */
+  nprocPerNode: number | null;
+  nnodes: number;
+  nodeRank: number;
+  masterAddr: string;
+  masterPort: number;
+  /** Seconds a collective waits for the other processes before the run stops. */
+  distTimeout: number;
+}
+
+interface LaunchFlag {
+  flag: string;
+  help: string;
+  /** Only the launcher reads it (removed from the workers' arguments). */
+  launcherOnly: boolean;
+}
+
+const LAUNCH_FLAGS: readonly LaunchFlag[] = [
+  { flag: "nproc-per-node", help: "start N worker processes on this machine (like torchrun)", launcherOnly: true },
+  { flag: "nnodes", help: "machines in the job (default: 1)", launcherOnly: true },
+  { flag: "node-rank", help: "this machine's index in [0, nnodes) (default: 0)", launcherOnly: true },
+  { flag: "master-addr", help: "address of the node-rank-0 machine (default: 127.0.0.1)", launcherOnly: true },
+  { flag: "master-port", help: "a free TCP port on that machine (default: 29500)", launcherOnly: true },
+  {
+    flag: "dist-timeout",
+    help: "seconds a worker waits for the others before stopping (default: 300)",
+    launcherOnly: false,
+  },
+];
+
+export function launchParseOptions(): Record<string, { type: "string" }> {
+  return Object.fromEntries(LAUNCH_FLAGS.map((spec) => [spec.flag, { type: "string" as const }]));
+}
+
+export function launchHelp(): string {
+  return LAUNCH_FLAGS.map(
+    (spec) => `  ${`    --${spec.flag} ${spec.flag === "master-addr" ? "HOST" : "N"}`.padEnd(30)} ${spec.help}`,
+  ).join("\n");
+}
+
+/** The launcher's options from parseArgs values (strings), checked. */
+export function launchValues(values: Record<string, unknown>): LaunchValues {
+  const integer = (flag: string, min: number, max: number, fallback: number | null): number | null => {
+    const raw = values[flag];
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (typeof raw !== "string" || raw.trim() === "" || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new FlagError(`--${flag} expects an integer in [${min}, ${max}], got '${String(raw)}'`);
+    }
+    return n;
+  };
+  const nnodes = integer("nnodes", 1, 65536, 1) as number;
+  const masterAddr = values["master-addr"];
+  if (masterAddr !== undefined && (typeof masterAddr !== "string" || masterAddr.trim() === "")) {
+    throw new FlagError("--master-addr expects a host name or address");
+  }
+  const nprocPerNode = integer("nproc-per-node", 1, 4096, null);
+  const launcherFlagsGiven = LAUNCH_FLAGS.filter((s) => s.launcherOnly && values[s.flag] !== undefined);
+  if (nprocPerNode === null && launcherFlagsGiven.length > 0) {
+    throw new FlagError(`--${launcherFlagsGiven[0]?.flag} needs --nproc-per-node (the launcher)`);
+  }
+  const timeout = values["dist-timeout"];
+  const distTimeout = timeout === undefined ? 300 : Number(timeout);
+  if (!(distTimeout > 0) || !Number.isFinite(distTimeout)) {
+    throw new FlagError(`--dist-timeout expects a number of seconds > 0, got '${String(timeout)}'`);
+  }
+  return {
+    nprocPerNode,
+    nnodes,
+    nodeRank: integer("node-rank", 0, nnodes - 1, 0) as number,
+    masterAddr: typeof masterAddr === "string" ? masterAddr.trim() : "127.0.0.1",
+    masterPort: integer("master-port", 1, 65535, 29500) as number,
+    distTimeout,
+  };
+}
+
+/** The arguments minus the launcher-only flags (both `--flag value` and `--flag=value`). */
+export function stripLaunchFlags(argv: readonly string[]): string[] {
+  const names = new Set(LAUNCH_FLAGS.filter((s) => s.launcherOnly).map((s) => `--${s.flag}`));
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (names.has(arg)) i++;
+    else if (!names.has(arg.split("=", 1)[0] as string)) out.push(arg);
+  }
+  return out;
+}

@@ -15,6 +15,15 @@ export interface LoaderOptions {
   dropLast?: boolean;
   /** Batches read ahead. Default 2. */
   prefetch?: number;
+  /** Which images an epoch visits, in order (default: all of them, shuffled as `shuffle` says). */
+  sampler?: Sampler;
+}
+
+/** The dataset indices an epoch visits, in order; the loader cuts them into batches. */
+export interface Sampler {
+  /** Indices per epoch. */
+  readonly length: number;
+  order(epoch: number): Int32Array;
 }
 
 /** One batch. Its tensors belong to the consumer: call dispose() (or `using`) when done. */
@@ -48,6 +57,7 @@ export class DataLoader {
   readonly seed: number;
   readonly dropLast: boolean;
   readonly prefetch: number;
+  readonly sampler: Sampler | null;
 
   constructor(dataset: ImageDataset, options: LoaderOptions) {
     const { batchSize } = options;
@@ -65,22 +75,25 @@ export class DataLoader {
     new Random(this.seed); // validates the seed
     this.dropLast = options.dropLast ?? true;
     this.prefetch = prefetch;
+    this.sampler = options.sampler ?? null;
     if (this.batchesPerEpoch === 0) {
       throw new RangeError(
-        `DataLoader: ${dataset.name} has ${dataset.length} images, fewer than one batch of ${batchSize} (dropLast)`,
+        `DataLoader: ${dataset.name} has ${this.sampler === null ? "" : "a sampler of "}${this.sampler?.length ?? dataset.length} images, ` +
+          `fewer than one batch of ${batchSize} (dropLast)`,
       );
     }
   }
 
   get batchesPerEpoch(): number {
-    const n = this.dataset.length;
+    const n = this.sampler?.length ?? this.dataset.length;
     return this.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
   }
 
-  /** The dataset order of an epoch: a permutation drawn from (seed, epoch), or 0..N-1. */
+  /** The dataset order of an epoch: the sampler's, a permutation drawn from (seed, epoch), or 0..N-1. */
   order(epoch: number): Int32Array {
     if (!Number.isSafeInteger(epoch) || epoch < 0)
       throw new RangeError(`DataLoader: epoch must be a non-negative integer, got ${epoch}`);
+    if (this.sampler !== null) return this.sampler.order(epoch);
     const n = this.dataset.length;
     if (this.shuffle) return new Random(this.seed, epoch).permutation(n);
     return Int32Array.from({ length: n }, (_, i) => i);

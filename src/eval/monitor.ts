@@ -7,11 +7,12 @@ import { knnClassify, type KnnResult } from "./knn.js";
 /** Features of uint8 images [B, C, H, W] → [B, D] (any D; they are L2-normalised here). */
 export type FeatureFunction = (images: Tensor) => Tensor;
 
-/** L2-normalised features of every image of a dataset, `batchSize` at a time, without gradients. */
+/** Features of every image of a dataset (L2-normalised unless told not to), `batchSize` at a time, without gradients. */
 export async function datasetFeatures(
   dataset: ImageDataset,
   batchSize: number,
   features: FeatureFunction,
+  options: { normalize?: boolean } = {},
 ): Promise<Tensor> {
   const parts: Tensor[] = [];
   try {
@@ -20,7 +21,16 @@ export async function datasetFeatures(
       const indices = arange(start, start + n);
       const images = await dataset.batch(indices);
       indices.dispose();
-      parts.push(keep(scope(() => noGrad(() => F.normalize(features(images).flatten(1), { dim: 1 })))));
+      parts.push(
+        keep(
+          scope(() =>
+            noGrad(() => {
+              const flat = features(images).flatten(1);
+              return options.normalize === false ? flat : F.normalize(flat, { dim: 1 });
+            }),
+          ),
+        ),
+      );
       images.dispose();
     }
     return keep(cat(parts, 0));

@@ -224,6 +224,23 @@ export interface NativeBinding {
   isDisposed(self: H): boolean;
   liveTensors(): number;
   buildInfo(): { torchVersion: string; cudaAvailable: boolean; cudaDeviceCount: number; parallelInfo: string };
+  // dist.cc: process groups are ids; collectives block for at most timeoutMs
+  distInit(
+    host: string,
+    port: number,
+    rank: number,
+    worldSize: number,
+    timeoutMs: number,
+    backend: string,
+    deviceKind: "interface" | "hostname" | "default",
+    deviceName: string,
+  ): Promise<number>;
+  distAllReduce(group: number, self: H, op: number, timeoutMs: number): void;
+  distAllGather(group: number, self: H, timeoutMs: number): H[];
+  distBroadcast(group: number, self: H, root: number, timeoutMs: number): void;
+  distBarrier(group: number, timeoutMs: number): void;
+  distDispose(group: number): void;
+  distBackends(): string[];
 }
 
 function loadBinding(): NativeBinding {

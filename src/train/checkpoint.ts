@@ -20,8 +20,10 @@ export interface ResumeState {
   epochStep: number;
   /** libtorch's CPU generator (model init, batch shuffles). */
   torchRng: Tensor;
-  /** The augmentation generator. */
+  /** The augmentation generator (rank 0's in a distributed run). */
   augmentRng: RandomState;
+  /** Every rank's augmentation generator, in rank order (distributed runs only). */
+  augmentRngByRank?: RandomState[];
 }
 
 export interface PretrainCheckpoint {
@@ -38,7 +40,7 @@ export class CheckpointError extends Error {}
 export function writeCheckpoint(path: string, checkpoint: PretrainCheckpoint): void {
   const stateDict = new Map<string, Tensor>();
   for (const [key, tensor] of checkpoint.state_dict) stateDict.set(STATE_DICT_PREFIX + key, tensor);
-  const { format, config, step, epochStep, torchRng, augmentRng } = checkpoint.moco_ts;
+  const { format, config, step, epochStep, torchRng, augmentRng, augmentRngByRank } = checkpoint.moco_ts;
   save(
     {
       epoch: checkpoint.epoch,
@@ -52,6 +54,7 @@ export function writeCheckpoint(path: string, checkpoint: PretrainCheckpoint): v
         epoch_step: epochStep,
         torch_rng: torchRng,
         augment_rng: [...augmentRng],
+        ...(augmentRngByRank === undefined ? {} : { augment_rng_ranks: augmentRngByRank.map((state) => [...state]) }),
       },
     },
     path,
@@ -94,8 +97,12 @@ export function readCheckpoint(path: string): PretrainCheckpoint {
   if (format !== CHECKPOINT_FORMAT)
     throw new CheckpointError(`${path}: checkpoint format ${format}, this moco-ts reads ${CHECKPOINT_FORMAT}`);
   const augmentRng = field(ours, "augment_rng", Array.isArray, "the augmentation RNG state", path) as number[];
-  if (augmentRng.length !== 4 || !augmentRng.every(isNumber))
-    throw new CheckpointError(`${path}: bad augmentation RNG state`);
+  const isState = (v: unknown): v is RandomState => Array.isArray(v) && v.length === 4 && v.every(isNumber);
+  if (!isState(augmentRng)) throw new CheckpointError(`${path}: bad augmentation RNG state`);
+  const byRank = ours["augment_rng_ranks"];
+  if (byRank !== undefined && !(Array.isArray(byRank) && byRank.every(isState))) {
+    throw new CheckpointError(`${path}: bad per-rank augmentation RNG states`);
+  }
   return {
     epoch: field(root, "epoch", isNumber, "a number", path),
     arch: field(root, "arch", isString, "a string", path),
@@ -107,7 +114,8 @@ export function readCheckpoint(path: string): PretrainCheckpoint {
       step: field(ours, "step", isNumber, "a number", path),
       epochStep: field(ours, "epoch_step", isNumber, "a number", path),
       torchRng: ours["torch_rng"] as Tensor,
-      augmentRng: augmentRng as unknown as RandomState,
+      augmentRng,
+      ...(byRank === undefined ? {} : { augmentRngByRank: byRank }),
     },
   };
 }

@@ -6,8 +6,16 @@ import { join } from "node:path";
 
 import { TwoViewAugment, evalTransform } from "../data/augment.js";
 import { DataLoader } from "../data/loader.js";
+import { Random, type RandomState } from "../data/random.js";
 import { knnAccuracy, type FeatureFunction } from "../eval/monitor.js";
-import { MoCo, checkBatchAgainstSettings, type ContrastiveLogits, type MoCoSettings } from "../moco/index.js";
+import {
+  MoCo,
+  MoCoSettingsError,
+  checkBatchAgainstSettings,
+  type ContrastiveLogits,
+  type MoCoOptions,
+  type MoCoSettings,
+} from "../moco/index.js";
 import { resnet, splitBatchNorm, type ResNet, type ResNetArch } from "../nn/index.js";
 import { SGD, cosineSchedule, setLr, stepSchedule, withWarmup, type LrSchedule } from "../optim/index.js";
 import { F, getRngState, manualSeed, scope, setNumThreads, setRngState, type Tensor } from "../torch/index.js";
@@ -15,6 +23,7 @@ import { readCheckpoint, disposeCheckpoint, writeCheckpoint, CHECKPOINT_FORMAT }
 import type { PretrainConfig } from "./config.js";
 import { openPretrainData, type PretrainData } from "./data.js";
 import { MetricsLog, type KnnRecord } from "./metrics.js";
+import type { DataParallel } from "./parallel.js";
 import { silentProgress, formatDuration, type ProgressReporter } from "./progress.js";
 
 export const CHECKPOINT_FILE = "checkpoint.pth.tar";
@@ -25,6 +34,11 @@ export interface PretrainOptions {
   resume?: string;
   /** Aborting stops the run between steps and writes a checkpoint to resume from. */
   signal?: AbortSignal;
+  /**
+   * Run as one rank of a data-parallel job: `batchSize` is then the global batch, split evenly over
+   * the ranks, and rank 0 alone writes the run folder, logs and measures kNN.
+   */
+  parallel?: DataParallel;
 }
 
 export interface KnnSummary {
@@ -59,8 +73,29 @@ function mocoSettings(config: PretrainConfig): MoCoSettings {
   };
 }
 
-export function buildModel(config: PretrainConfig, inChannels: number): MoCo {
-  const normLayer = config.bnSplits > 1 ? splitBatchNorm(config.bnSplits) : undefined;
+/**
+ * The per-rank batch and BN splits of a run over `worldSize` processes. The BN groups keep their size
+ * (global batch / bnSplits), so a W-process run computes what one process with the global batch does;
+ * bnSplits 1 means BN over each process's batch, as the official multi-GPU code.
+ */
+export function rankLayout(config: PretrainConfig, worldSize: number): { batchSize: number; bnSplits: number } {
+  if (worldSize === 1) return { batchSize: config.batchSize, bnSplits: config.bnSplits };
+  if (config.batchSize % worldSize !== 0) {
+    throw new MoCoSettingsError(
+      `batch size (${config.batchSize}, the global batch) must be divisible by the ${worldSize} processes`,
+    );
+  }
+  if (config.bnSplits !== 1 && config.bnSplits % worldSize !== 0) {
+    throw new MoCoSettingsError(
+      `BN splits (${config.bnSplits}) must be a multiple of the ${worldSize} processes, or 1 (BN over each process's batch)`,
+    );
+  }
+  return { batchSize: config.batchSize / worldSize, bnSplits: Math.max(1, config.bnSplits / worldSize) };
+}
+
+export function buildModel(config: PretrainConfig, inChannels: number, parallel?: DataParallel): MoCo {
+  const { bnSplits } = rankLayout(config, parallel?.worldSize ?? 1);
+  const normLayer = bnSplits > 1 ? splitBatchNorm(bnSplits) : undefined;
   const encoder = (outputs: number): ResNet =>
     resnet(config.arch as ResNetArch, {
       numClasses: outputs,
@@ -69,7 +104,9 @@ export function buildModel(config: PretrainConfig, inChannels: number): MoCo {
       inChannels,
       ...(normLayer === undefined ? {} : { normLayer }),
     });
-  return new MoCo(encoder, mocoSettings(config));
+  const options: MoCoOptions =
+    parallel === undefined ? {} : { shuffle: parallel.shuffle, gatherKeys: parallel.gatherKeys };
+  return new MoCo(encoder, mocoSettings(config), options);
 }
 
 function lrSchedule(config: PretrainConfig): LrSchedule {
@@ -144,31 +181,50 @@ function now(): string {
 /** Runs (or resumes) MoCo pretraining as configured; the run folder gets config, metrics and checkpoints. */
 export async function pretrain(config: PretrainConfig, options: PretrainOptions = {}): Promise<PretrainResult> {
   const started = Date.now();
-  const progress = options.progress ?? silentProgress;
-  setNumThreads(config.threads ?? availableParallelism());
+  const parallel = options.parallel;
+  const rank = parallel?.rank ?? 0;
+  const lead = rank === 0;
+  const progress = lead ? (options.progress ?? silentProgress) : silentProgress;
+  // Processes on one machine share its cores.
+  setNumThreads(config.threads ?? Math.max(1, Math.floor(availableParallelism() / (parallel?.localWorldSize ?? 1))));
   const resumed = options.resume === undefined ? null : readCheckpoint(options.resume);
   if (resumed !== null && resumed.moco_ts.config.arch !== config.arch) {
     disposeCheckpoint(resumed);
     throw new Error(`${options.resume}: checkpoint of a ${resumed.arch}, the configuration asks for ${config.arch}`);
   }
   checkBatchAgainstSettings(mocoSettings(config), config.batchSize, config.bnSplits);
-  mkdirSync(config.out, { recursive: true });
-  writeFileSync(join(config.out, "config.json"), JSON.stringify(config, null, 2) + "\n");
+  const layout = rankLayout(config, parallel?.worldSize ?? 1);
+  if (lead) {
+    mkdirSync(config.out, { recursive: true });
+    writeFileSync(join(config.out, "config.json"), JSON.stringify(config, null, 2) + "\n");
+  }
   const metrics = new MetricsLog(join(config.out, "metrics.jsonl"));
   const checkpointPath = join(config.out, CHECKPOINT_FILE);
 
   manualSeed(config.seed);
   const data = await openPretrainData(config);
-  const model = buildModel(config, data.train.channels);
+  const model = buildModel(config, data.train.channels, parallel);
   const optimizer = new SGD(model.parameters(), { lr: config.lr, momentum: config.momentum, weightDecay: config.wd });
-  const loader = new DataLoader(data.train, { batchSize: config.batchSize, seed: config.seed });
-  const views = new TwoViewAugment(data.augment, { seed: config.seed });
+  const loader = new DataLoader(data.train, {
+    batchSize: layout.batchSize,
+    seed: config.seed,
+    ...(parallel === undefined ? {} : { sampler: parallel.sampler(data.train.length, config.seed) }),
+  });
+  // Each rank augments its images with its own stream; rank 0's is the one-process stream.
+  const views = new TwoViewAugment(
+    data.augment,
+    rank === 0 ? { seed: config.seed } : { rng: new Random(config.seed, rank) },
+  );
+  const averageGradients = parallel?.gradientAverager(model.parameters());
   const schedule = lrSchedule(config);
   const stepsPerEpoch = loader.batchesPerEpoch;
   const knn: KnnSummary = { trained: null, random: null, pixels: null };
+  const append: MetricsLog["append"] = (record) => {
+    if (lead) metrics.append(record);
+  };
   const recordKnn = (epoch: number, step: number, features: string, result: { top1: number; top5: number }) => {
     const record: KnnRecord = { type: "knn", epoch, step, top1: result.top1, top5: result.top5, features, time: now() };
-    metrics.append(record);
+    append(record);
     progress.log(`kNN top-1 (${features}) after ${epoch} epoch(s): ${result.top1.toFixed(2)}%`);
   };
 
@@ -181,17 +237,26 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
       model.loadStateDict(resumed.state_dict, { strict: true });
       optimizer.loadStateDict(resumed.optimizer);
       setRngState(resumed.moco_ts.torchRng);
-      views.setState(resumed.moco_ts.augmentRng);
+      const byRank = resumed.moco_ts.augmentRngByRank;
+      const worldSize = parallel?.worldSize ?? 1;
+      if ((byRank?.length ?? 1) !== worldSize) {
+        progress.log(
+          `the checkpoint is of a run over ${byRank?.length ?? 1} process(es), this one has ${worldSize}: ` +
+            "the augmentation streams restart (the run continues, but not exactly as it would have)",
+        );
+      } else {
+        views.setState(byRank?.[rank] ?? resumed.moco_ts.augmentRng);
+      }
       epoch = resumed.epoch;
       epochStep = resumed.moco_ts.epochStep;
       step = resumed.moco_ts.step;
-      metrics.truncateAfter(step);
+      if (lead) metrics.truncateAfter(step);
       for (const record of metrics.read()) {
         if (record.type === "knn" && record.features === "pixels") knn.pixels = record.top1;
         if (record.type === "knn" && record.epoch === 0 && record.features !== "pixels") knn.random = record.top1;
       }
       progress.log(`resumed ${options.resume} at epoch ${epoch}, step ${step}`);
-    } else {
+    } else if (lead) {
       writeFileSync(metrics.path, "");
       if (data.knnBank !== null) {
         const pixels = await measurePixelKnn(data, config);
@@ -207,7 +272,13 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
       }
     }
 
+    parallel?.broadcastState(model);
+    parallel?.barrier();
+
+    // Collective in a distributed run (every rank's augmentation state goes into rank 0's file).
     const save = (completedEpochs: number, stepsIntoEpoch: number) => {
+      const augmentStates = (parallel?.gather(views.getState()) ?? [views.getState()]) as unknown as RandomState[];
+      if (!lead) return;
       const stateDict = model.stateDict();
       const torchRng = getRngState();
       try {
@@ -223,6 +294,7 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
             epochStep: stepsIntoEpoch,
             torchRng,
             augmentRng: views.getState(),
+            ...(parallel === undefined ? {} : { augmentRngByRank: augmentStates }),
           },
         });
       } finally {
@@ -243,8 +315,11 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
       let last = Date.now();
       for await (const batch of loader.batches(epoch, { startStep: epochStep })) {
         try {
-          if (options.signal?.aborted === true || step >= totalSteps) {
-            interrupted = options.signal?.aborted === true;
+          // Every rank stops at the same step: a Ctrl-C reaches the ranks at different moments.
+          const aborted = options.signal?.aborted === true;
+          const stop = parallel === undefined ? aborted : parallel.any(aborted);
+          if (stop || step >= totalSteps) {
+            interrupted = stop;
             save(epoch, batch.step);
             break training;
           }
@@ -255,7 +330,9 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
             const outputs = model.forward(query, key);
             const losses = outputs.map((o) => F.crossEntropy(o.logits, o.labels));
             const loss = losses.length === 1 ? (losses[0] as Tensor) : losses.reduce((a, b) => a.add(b));
-            const value = loss.item();
+            const local = [loss.item(), ...Object.values(pretextAccuracy(outputs[0] as ContrastiveLogits))];
+            // The ranks' means: every rank sees the same values and so stops together on a NaN.
+            const [value = NaN, top1 = NaN, top5 = NaN] = parallel === undefined ? local : parallel.mean(local);
             if (!Number.isFinite(value)) {
               throw new NonFiniteLossError(
                 `loss became ${value} at epoch ${epoch + 1}, step ${step + 1}: stopping; ` +
@@ -264,8 +341,9 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
             }
             optimizer.zeroGrad();
             loss.backward();
+            averageGradients?.();
             optimizer.step();
-            return { loss: value, ...pretextAccuracy(outputs[0] as ContrastiveLogits) };
+            return { loss: value, top1, top5 };
           });
           step++;
           epochStep = batch.step + 1;
@@ -277,7 +355,7 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
           sums.top1 += result.top1;
           sums.top5 += result.top5;
           sums.n++;
-          metrics.append({ type: "step", epoch, step, ...result, lr, imagesPerSec: instant, time: now() });
+          append({ type: "step", epoch, step, ...result, lr, imagesPerSec: instant, time: now() });
           progress.update({
             epoch,
             epochs: config.epochs,
@@ -299,7 +377,7 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
       epochStep = 0;
       const seconds = (Date.now() - epochStart) / 1000;
       const mean = (v: number) => (sums.n === 0 ? NaN : v / sums.n);
-      metrics.append({
+      append({
         type: "epoch",
         epoch: epoch + 1,
         step,
@@ -316,7 +394,7 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
           `${formatDuration(seconds)}`,
       );
       const isLastEpoch = epoch + 1 === config.epochs || step >= totalSteps;
-      if (isLastEpoch || (config.knnEvery > 0 && (epoch + 1) % config.knnEvery === 0)) {
+      if (lead && (isLastEpoch || (config.knnEvery > 0 && (epoch + 1) % config.knnEvery === 0))) {
         const result = await measureKnn(model, data, config);
         if (result !== null) {
           recordKnn(epoch + 1, step, config.knnFeatures, result);
@@ -324,12 +402,13 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
         }
       }
       save(epoch + 1, 0);
+      parallel?.barrier();
       if (step >= totalSteps && epoch + 1 < config.epochs) {
         epoch++;
         break;
       }
     }
-    if (knn.trained === null && !interrupted) {
+    if (lead && knn.trained === null && !interrupted) {
       const result = await measureKnn(model, data, config);
       if (result !== null) {
         recordKnn(epoch, step, config.knnFeatures, result);
@@ -345,7 +424,7 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
       knn,
       seconds: (Date.now() - started) / 1000,
     };
-    writeFileSync(join(config.out, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
+    if (lead) writeFileSync(join(config.out, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
     return summary;
   } finally {
     progress.done();

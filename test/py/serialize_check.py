@@ -10,7 +10,6 @@ Usage: /usr/bin/python3 test/py/serialize_check.py COMMAND ARGS...
                                       neutral form in EXPECTED, load its state dicts into torch
                                       modules/optimizers; prints {"ok", "errors", "facts"} JSON
   malicious CKPT MARKER               torch.save an object whose __reduce__ is os.system('touch MARKER')
-  legacy CKPT                         torch.save in the pre-1.6 (non-zip) format
   complex CKPT                        torch.save a complex64 tensor (a dtype moco-ts lacks)
   cuda-location CKPT                  torch.save a tensor recorded as living on cuda:0
   no-data-pkl ZIP                     a zip archive without data.pkl
@@ -310,10 +309,6 @@ def cmd_malicious(path, marker):
     torch.save({"weights": torch.zeros(2), "payload": Evil(marker)}, path)
 
 
-def cmd_legacy(path):
-    torch.save({"x": torch.ones(2)}, path, _use_new_zipfile_serialization=False)
-
-
 def cmd_complex(path):
     torch.save({"z": torch.zeros(2, dtype=torch.complex64)}, path)
 
@@ -355,7 +350,6 @@ COMMANDS = {
     "reference": cmd_reference,
     "check": cmd_check,
     "malicious": cmd_malicious,
-    "legacy": cmd_legacy,
     "complex": cmd_complex,
     "cuda-location": cmd_cuda_location,
     "no-data-pkl": cmd_no_data_pkl,

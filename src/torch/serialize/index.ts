@@ -1,6 +1,7 @@
-// torch.save / torch.load compatible checkpoints (the zip format of torch >= 1.6), in TypeScript:
-// libtorch 1.13's own pickle_load rejects ordinary Python checkpoints. Loading never executes
-// anything from the file; see unpickler.ts for what it accepts.
+// torch.save / torch.load compatible checkpoints, in TypeScript: libtorch 1.13's own pickle_load
+// rejects ordinary Python checkpoints. Saving writes the zip format of torch >= 1.6; loading also
+// reads the legacy format before it (legacy.ts). Loading never executes anything from the file;
+// see unpickler.ts for what it accepts.
 import { closeSync, fstatSync, fsyncSync, openSync, renameSync, rmSync } from "node:fs";
 import { basename } from "node:path";
 import type { Tensor } from "../index.js";
@@ -91,8 +92,9 @@ export function loadFromBuffer(bytes: Uint8Array, label = "<buffer>"): Saveable 
 }
 
 /**
- * Reads a checkpoint written by Python's torch.save (torch >= 1.6) or by `save`. Tensors come back
- * on the CPU whatever device they were saved from; tensors that shared a storage share one again.
+ * Reads a checkpoint written by Python's torch.save (the zip format of torch >= 1.6, or the legacy
+ * format before it, e.g. the released MoCo checkpoints) or by `save`. Tensors come back on the CPU
+ * whatever device they were saved from; tensors that shared a storage share one again.
  */
 export function load(path: string): Saveable {
   let fd: number;

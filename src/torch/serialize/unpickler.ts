@@ -1,10 +1,11 @@
-// A strict unpickler for torch.save's data.pkl. Python's pickle runs whatever callable a file
-// names; this one runs nothing. GLOBAL resolves only names on a short allowlist (containers,
-// tensor rebuilders, storage type markers) and REDUCE/NEWOBJ/BUILD apply our own implementation of
-// those few names, so a malicious checkpoint can at worst make loading fail.
+// A strict unpickler for torch.save's pickles (a zip checkpoint's data.pkl, a legacy file's
+// stream). Python's pickle runs whatever callable a file names; this one runs nothing. GLOBAL
+// resolves only names on a short allowlist (containers, tensor rebuilders, storage type markers)
+// and REDUCE/NEWOBJ/BUILD apply our own implementation of those few names, so a malicious
+// checkpoint can at worst make loading fail.
 import { HIGHEST_PROTOCOL, OP } from "./opcodes.js";
 
-/** What a torch persistent id names: one storage record of the archive, `data/<key>`. */
+/** What a torch persistent id names: one storage, `data/<key>` in a zip checkpoint. */
 export interface StorageRef {
   /** The storage class's name without `torch.`, e.g. "FloatStorage". */
   readonly storageType: string;
@@ -13,6 +14,23 @@ export interface StorageRef {
   readonly location: string;
   /** Number of elements of the storage's dtype. */
   readonly numel: number;
+  /** Legacy files only: the tensor's storage is this window of storage `key` (an old storage view). */
+  readonly view: StorageView | null;
+}
+
+/** A storage that is a window of another (storage `key` of the persistent id), in elements. */
+export interface StorageView {
+  readonly key: string;
+  readonly offset: number;
+  readonly numel: number;
+}
+
+/** Which torch.save format's persistent ids the pickle holds (see persistentLoad). */
+export type PickleFormat = "zip" | "legacy";
+
+/** A pickle that ends before its STOP; legacy files, which hold pickles back to back, retry longer. */
+export class TruncatedPickleError extends Error {
+  override name = "TruncatedPickleError";
 }
 
 /** The arguments of torch._utils._rebuild_tensor_v2 once checked. */
@@ -91,6 +109,7 @@ class PyStorage implements StorageRef {
     readonly key: string,
     readonly location: string,
     readonly numel: number,
+    readonly view: StorageView | null,
   ) {}
 }
 
@@ -173,6 +192,7 @@ class Unpickler {
     private readonly data: Uint8Array,
     private readonly hooks: UnpickleHooks<unknown>,
     private readonly label: string,
+    private readonly format: PickleFormat,
   ) {
     this.dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   }
@@ -183,6 +203,15 @@ class Unpickler {
 
   private corrupt(message: string): never {
     this.fail(`corrupt pickle at byte ${this.pos}: ${message}`);
+  }
+
+  private truncated(message: string): never {
+    throw new TruncatedPickleError(`${this.label}: truncated pickle (${message})`);
+  }
+
+  /** Where the pickle ended: the byte after its STOP. */
+  get end(): number {
+    return this.pos;
   }
 
   run(): PyValue {
@@ -468,14 +497,17 @@ class Unpickler {
   }
 
   private persistentLoad(pid: PyValue): PyStorage {
-    // torch.save's persistent id: ('storage', torch.<T>Storage, key, location, numel)
-    if (!Array.isArray(pid) || pid.length !== 5) this.fail(`unsupported persistent id (${typeName(pid)})`);
-    const [tag, storageType, key, location, numel] = pid;
-    const text = (v: PyValue | undefined): string | undefined =>
-      typeof v === "string" ? v : v instanceof Uint8Array ? latin1.decode(v) : undefined;
-    const tagText = text(tag);
-    const keyText = text(key);
-    const locationText = text(location);
+    // torch.save's persistent id: ('storage', torch.<T>Storage, key, location, numel); the legacy
+    // format appends view metadata, None or (view_key, offset, view_numel).
+    const arity = this.format === "zip" ? 5 : 6;
+    if (!Array.isArray(pid) || pid.length !== arity) {
+      const what = Array.isArray(pid) ? `a ${pid.length}-item ${typeName(pid)}` : typeName(pid);
+      this.fail(`unsupported persistent id (${what}; the ${this.format} format has ${arity}-item tuples)`);
+    }
+    const [tag, storageType, key, location, numel, view] = pid;
+    const tagText = pickledText(tag);
+    const keyText = pickledText(key);
+    const locationText = pickledText(location);
     if (tagText !== "storage")
       this.fail(`unsupported persistent id type '${String(tagText ?? typeName(tag ?? null))}'`);
     if (!(storageType instanceof PyGlobal) || storageType.kind !== "storage_type") {
@@ -484,7 +516,17 @@ class Unpickler {
     if (keyText === undefined || locationText === undefined || typeof numel !== "number" || !isCount(numel)) {
       this.fail("malformed storage persistent id");
     }
-    return new PyStorage(storageType.name, keyText, locationText, numel);
+    return new PyStorage(storageType.name, keyText, locationText, numel, this.storageView(view ?? null));
+  }
+
+  private storageView(view: PyValue): StorageView | null {
+    if (view === null) return null;
+    if (!Array.isArray(view) || view.length !== 3) this.fail("malformed storage view metadata");
+    const [key, offset, numel] = view;
+    const keyText = pickledText(key);
+    const counts = typeof offset === "number" && isCount(offset) && typeof numel === "number" && isCount(numel);
+    if (keyText === undefined || !counts) this.fail("malformed storage view metadata");
+    return { key: keyText, offset, numel };
   }
 
   private tensorArgs(args: PyValue[]): TensorArgs {
@@ -578,7 +620,7 @@ class Unpickler {
 
   private advance(n: number): number {
     const at = this.pos;
-    if (at + n > this.data.length) this.fail("truncated pickle (unexpected end of data)");
+    if (at + n > this.data.length) this.truncated("unexpected end of data");
     this.pos += n;
     return at;
   }
@@ -598,13 +640,13 @@ class Unpickler {
 
   private length64(): number {
     const value = this.dv.getBigUint64(this.advance(8), true);
-    if (value > BigInt(this.data.length)) this.fail("truncated pickle (length past the end of data)");
+    if (value > BigInt(this.data.length)) this.truncated("length past the end of data");
     return Number(value);
   }
 
   private line(): string {
     const end = this.data.indexOf(0x0a, this.pos);
-    if (end < 0) this.fail("truncated pickle (unterminated line)");
+    if (end < 0) this.truncated("unterminated line");
     const text = latin1.decode(this.data.subarray(this.pos, end));
     this.pos = end + 1;
     return text;
@@ -628,6 +670,11 @@ class Unpickler {
     if (!/^[-+]?\d+$/.test(text)) this.corrupt(`bad integer '${text}'`);
     return BigInt(text);
   }
+}
+
+/** Python 3 str, or Python 2 str (bytes) as torch.load decodes it. */
+function pickledText(value: PyValue | undefined): string | undefined {
+  return typeof value === "string" ? value : value instanceof Uint8Array ? latin1.decode(value) : undefined;
 }
 
 function isCount(value: number): boolean {
@@ -691,11 +738,35 @@ function toJs<T>(root: PyValue, fail: (message: string) => never): Unpickled<T> 
   return convert(root, "the root");
 }
 
+export interface UnpickleOptions {
+  /** Which torch.save format's storage persistent ids to accept (default "zip"). */
+  readonly format?: PickleFormat;
+}
+
 /**
  * Unpickles `data` (one pickle, protocols 2–5) into JS values. `label` starts every error message
  * (e.g. "load: model.pt"); tensors come from `hooks`.
  */
-export function unpickle<T>(data: Uint8Array, hooks: UnpickleHooks<T>, label: string): Unpickled<T> {
-  const machine = new Unpickler(data, hooks as UnpickleHooks<unknown>, label);
-  return toJs<T>(machine.run(), (message) => machine.fail(message));
+export function unpickle<T>(
+  data: Uint8Array,
+  hooks: UnpickleHooks<T>,
+  label: string,
+  options: UnpickleOptions = {},
+): Unpickled<T> {
+  return unpickleHead(data, hooks, label, options).value;
+}
+
+/**
+ * Like `unpickle`, for a pickle that other data may follow: also says where it ended (the offset
+ * after its STOP). Data that ends before the STOP throws a TruncatedPickleError.
+ */
+export function unpickleHead<T>(
+  data: Uint8Array,
+  hooks: UnpickleHooks<T>,
+  label: string,
+  options: UnpickleOptions = {},
+): { value: Unpickled<T>; end: number } {
+  const machine = new Unpickler(data, hooks as UnpickleHooks<unknown>, label, options.format ?? "zip");
+  const root = machine.run();
+  return { value: toJs<T>(root, (message) => machine.fail(message)), end: machine.end };
 }

@@ -1,0 +1,58 @@
+// Issue 5's benchmark: embedding throughput, the everyday use of a pretrained encoder. resnet18 with
+// the CIFAR stem, eval mode, no gradient, batch 256 of 32×32 images → L2-normalised 512-d features.
+// Images/s from the median batch's wall time, as the Python side (torchvision's resnet18 with the
+// same stem, under torch.no_grad()).
+import { resnet18 } from "../src/nn/index.js";
+import * as torch from "../src/torch/index.js";
+import { F } from "../src/torch/index.js";
+import { median, now, peakRssMiB, type BenchEntry } from "./framework.js";
+
+const BATCH = 256;
+
+export const embedThroughput: BenchEntry = {
+  name: "embed-throughput",
+  description: `resnet18 (CIFAR stem) embeddings, eval mode, no grad, batch ${BATCH} of 32×32 → normalised features`,
+  python: "embed-throughput.py",
+  rounds: 2,
+  metrics: [
+    { key: "images_per_s", label: "embedding throughput", unit: "images/s", better: "higher", target: 1.0, digits: 1 },
+    {
+      key: "peak_rss_mib",
+      label: "peak resident memory",
+      unit: "MiB",
+      better: "lower",
+      digits: 0,
+      informational: true,
+      combine: "worst",
+    },
+  ],
+  async unavailable() {
+    return null;
+  },
+  async runOurs({ quick }) {
+    const warmup = 1;
+    const batches = quick ? 2 : 5;
+    torch.manualSeed(0);
+    const model = resnet18({ cifarStem: true, numClasses: 0 }).eval();
+    model.requiresGrad_(false);
+    const x = torch.randn([BATCH, 3, 32, 32]);
+    const times: number[] = [];
+    let checksum = 0;
+    for (let i = 0; i < warmup + batches; i++) {
+      const t0 = now();
+      torch.scope(() =>
+        torch.noGrad(() => {
+          const features = F.normalize(model.forward(x), { dim: 1 });
+          checksum = features.narrow(0, 0, 1).sum().item();
+        }),
+      );
+      if (i >= warmup) times.push(now() - t0);
+    }
+    model.dispose();
+    x.dispose();
+    return {
+      values: { images_per_s: BATCH / median(times), peak_rss_mib: peakRssMiB() },
+      details: { batch: BATCH, warmup, batches, batch_seconds: times, checksum, live_tensors_end: torch.liveTensors() },
+    };
+  },
+};

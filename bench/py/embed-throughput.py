@@ -1,0 +1,50 @@
+"""Python side of bench entry embed-throughput: torchvision resnet18 with the CIFAR stem, eval mode,
+torch.no_grad(), batch 256 of 32×32 → L2-normalised features."""
+import argparse
+import json
+import re
+import statistics
+import time
+
+import torch
+import torchvision
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--threads", type=int, required=True)
+parser.add_argument("--quick", action="store_true")
+args = parser.parse_args()
+torch.set_num_threads(args.threads)
+
+
+def status_mib(field):
+    with open("/proc/self/status") as f:
+        return int(re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.M).group(1)) / 1024
+
+
+BATCH = 256
+warmup = 1
+batches = 2 if args.quick else 5
+torch.manual_seed(0)
+model = torchvision.models.resnet18()
+model.conv1 = torch.nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+model.maxpool = torch.nn.Identity()
+model.fc = torch.nn.Identity()
+model.eval()
+x = torch.randn(BATCH, 3, 32, 32)
+times = []
+checksum = 0.0
+for i in range(warmup + batches):
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        features = torch.nn.functional.normalize(model(x), dim=1)
+        checksum = features[:1].sum().item()
+    if i >= warmup:
+        times.append(time.perf_counter() - t0)
+print(
+    json.dumps(
+        {
+            "values": {"images_per_s": BATCH / statistics.median(times), "peak_rss_mib": status_mib("VmHWM")},
+            "details": {"batch": BATCH, "warmup": warmup, "batches": batches, "batch_seconds": times, "checksum": checksum},
+        }
+    )
+)

@@ -1,0 +1,46 @@
+// The flags every command that reads a pretrained encoder shares, and loading it from them.
+import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { dirname } from "node:path";
+
+import { loadEncoder, type Encoder } from "../encoder/encoder.js";
+import type { EncoderPart } from "../encoder/sources.js";
+import { setNumThreads } from "../torch/index.js";
+import { UsageError, type Flag, type FlagReader } from "./flags.js";
+
+export const ENCODER_FLAGS: readonly Flag[] = [
+  {
+    flag: "pretrained",
+    kind: "string",
+    meta: "FILE",
+    help: "checkpoint: moco-ts or official MoCo (.pth.tar, zip or legacy format), lincls, torchvision state dict, or safetensors",
+  },
+  {
+    flag: "arch",
+    short: "a",
+    kind: "string",
+    help: "refuse a checkpoint of any other architecture (default: read from the checkpoint)",
+  },
+  { flag: "part", kind: "string", help: "MoCo checkpoints: query | key encoder", default: "query" },
+];
+
+/** Loads --pretrained (checked against --arch) and applies --threads. */
+export function encoderFromFlags(flags: FlagReader, log: (line: string) => void): Encoder {
+  if (!flags.has("pretrained")) throw new UsageError("--pretrained FILE is required");
+  const threads = flags.optionalNumber("threads");
+  if (threads !== null && threads < 1) throw new UsageError(`--threads must be >= 1, got ${threads}`);
+  setNumThreads(threads ?? availableParallelism());
+  const part = flags.choice<EncoderPart>("part", ["query", "key"]);
+  const arch = flags.optionalString("arch");
+  const encoder = loadEncoder(flags.string("pretrained"), { part, ...(arch === null ? {} : { arch }) });
+  log(`encoder: ${encoder.describe()}`);
+  return encoder;
+}
+
+/** Writes JSON atomically (temp file + rename), creating the folder. */
+export function writeJson(path: string, value: unknown): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const temporary = `${path}.tmp-${process.pid}`;
+  writeFileSync(temporary, `${JSON.stringify(value, null, 2)}\n`);
+  renameSync(temporary, path);
+}

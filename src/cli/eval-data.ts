@@ -1,0 +1,121 @@
+// The data of the evaluation commands (knn, lincls, embed): which dataset (by default the one the
+// encoder was pretrained on, when its checkpoint says), where, and at what size, so that a
+// checkpoint written by `moco pretrain` is enough on its own.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+
+import type { ImageDataset } from "../data/dataset.js";
+import type { Split } from "../data/fashion-mnist.js";
+import { DATASET_KINDS, openDataset, type DatasetKind } from "../data/open.js";
+import type { Encoder } from "../encoder/encoder.js";
+import { UsageError, type Flag, type FlagReader } from "./flags.js";
+
+export const DATA_FLAGS: readonly Flag[] = [
+  {
+    flag: "dataset",
+    kind: "string",
+    help: "fashion-mnist | mnist | cifar10 | cifar100 | folder (default: what the encoder was pretrained on, else fashion-mnist; folder when DATA is given)",
+  },
+  { flag: "subset", kind: "nullableInt", help: "use the first N training images", default: null },
+  {
+    flag: "image-size",
+    kind: "nullableInt",
+    help: "crop size fed to the network (default: the pretraining crop size, else the images' own; folders 224, or 64 for CIFAR-stem networks)",
+    default: null,
+  },
+  { flag: "skip-bad-images", kind: "bool", help: "leave out unreadable images of a folder (reported)", default: false },
+  { flag: "threads", kind: "nullableInt", help: "intra-op threads (default: all cores)", default: null },
+];
+
+export interface EvalData {
+  kind: DatasetKind;
+  /** Side of the square crops fed to the network (null: the images' own size). */
+  imageSize: number | null;
+  splits: Map<Split, ImageDataset>;
+  /** The data folder (null: the dataset's default place). */
+  root: string | null;
+  /** False for a folder without train/ and val/: its one "split" is the whole folder. */
+  hasSplits: boolean;
+  dispose(): void;
+}
+
+function datasetKind(flags: FlagReader, encoder: Encoder, dataDir: string | undefined): DatasetKind {
+  const given = flags.optionalString("dataset");
+  if (given !== null) {
+    if (!(DATASET_KINDS as readonly string[]).includes(given))
+      throw new UsageError(`--dataset must be one of ${DATASET_KINDS.join(", ")}, got '${given}'`);
+    return given as DatasetKind;
+  }
+  if (dataDir !== undefined) return "folder";
+  const trained = encoder.info.trainedOn?.dataset;
+  return trained !== undefined && (DATASET_KINDS as readonly string[]).includes(trained)
+    ? (trained as DatasetKind)
+    : "fashion-mnist";
+}
+
+/** Opens the requested splits ("train" and/or "test") of the data named by the flags and DATA. */
+export async function openEvalData(
+  flags: FlagReader,
+  encoder: Encoder,
+  dataDir: string | undefined,
+  wanted: readonly Split[],
+  log: (line: string) => void,
+): Promise<EvalData> {
+  const kind = datasetKind(flags, encoder, dataDir);
+  const trainedOn = encoder.info.trainedOn;
+  const root =
+    dataDir ?? (trainedOn !== null && trainedOn.dataset === kind ? (trainedOn.data ?? undefined) : undefined);
+  const configured = flags.optionalNumber("image-size") ?? trainedOn?.imageSize ?? null;
+  const imageSize = kind === "folder" ? (configured ?? (encoder.info.layout.cifarStem ? 64 : 224)) : configured;
+  const splits = new Map<Split, ImageDataset>();
+  const opened: ImageDataset[] = [];
+  let hasSplits = true;
+  try {
+    for (const split of wanted) {
+      let splitOption: { split?: Split } = { split };
+      if (kind === "folder") {
+        if (root === undefined) throw new UsageError("--dataset folder needs the data folder: DATA");
+        if (!existsSync(join(root, "train"))) {
+          if (wanted.length > 1)
+            throw new UsageError(`${root}: needs train/ and val/ (or test/) sub-folders for a train and a test split`);
+          splitOption = {};
+          hasSplits = false;
+        }
+      }
+      const dataset = await openDataset({
+        kind,
+        ...(root === undefined ? {} : { root }),
+        ...splitOption,
+        folder: {
+          // Folders decode at 8/7 of the crop, as ImageNet's Resize(256) before CenterCrop(224).
+          size: Math.round(((imageSize ?? 224) * 8) / 7),
+          skipBadImages: flags.bool("skip-bad-images"),
+          onSkip: (path, reason) => log(`skipped ${path}: ${reason}`),
+        },
+      });
+      opened.push(dataset);
+      const subset = flags.optionalNumber("subset");
+      if (subset !== null && subset < 1) throw new UsageError(`--subset must be >= 1, got ${subset}`);
+      if (split === "train" && subset !== null && subset < dataset.length) {
+        const part = dataset.subset(subset);
+        opened.push(part);
+        splits.set(split, part);
+      } else {
+        splits.set(split, dataset);
+      }
+    }
+  } catch (error) {
+    for (const dataset of opened.reverse()) dataset.dispose();
+    throw error;
+  }
+  return {
+    kind,
+    imageSize,
+    splits,
+    root: root ?? null,
+    hasSplits,
+    dispose: () => {
+      for (const dataset of opened.reverse()) dataset.dispose();
+    },
+  };
+}

@@ -1,0 +1,287 @@
+// `moco lincls`: linear evaluation of a pretrained encoder, main_lincls.py's protocol and flags.
+import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+import { loadEncoder } from "../encoder/encoder.js";
+import { Preprocessor } from "../encoder/preprocess.js";
+import {
+  LINCLS_DEFAULTS,
+  linclsImageSize,
+  linearEvaluation,
+  topkCorrect,
+  type LinearEvalConfig,
+  type LinearEvalState,
+} from "../eval/lincls.js";
+import type { SGDStateDict } from "../optim/index.js";
+import { Tensor, load, noGrad, scope, type Saveable } from "../torch/index.js";
+import { collectTensors } from "../encoder/sources.js";
+import { DATA_FLAGS, openEvalData } from "./eval-data.js";
+import { ENCODER_FLAGS, encoderFromFlags, writeJson } from "./encoder-flags.js";
+import { FlagReader, UsageError, flagHelp, parseFlags, type Flag } from "./flags.js";
+
+const D = LINCLS_DEFAULTS;
+const LINCLS_FLAGS: readonly Flag[] = [
+  ...ENCODER_FLAGS,
+  ...DATA_FLAGS,
+  { flag: "epochs", kind: "int", help: "epochs to train", default: D.epochs },
+  { flag: "batch-size", short: "b", kind: "int", help: "images per step", default: D.batchSize },
+  { flag: "lr", kind: "float", help: "initial learning rate", default: D.lr },
+  { flag: "schedule", kind: "list", help: "epochs where the lr drops x0.1 (without --cos)", default: D.schedule },
+  { flag: "cos", kind: "bool", help: "cosine learning-rate schedule", default: D.cos },
+  { flag: "momentum", kind: "float", help: "SGD momentum", default: D.momentum },
+  { flag: "wd", kind: "float", help: "weight decay", default: D.wd },
+  {
+    flag: "precompute-features",
+    kind: "bool",
+    help: "no train augmentation: compute the training features once (much faster on a CPU)",
+    default: D.precomputeFeatures,
+  },
+  { flag: "seed", kind: "int", help: "seed of the shuffles and augmentations", default: D.seed },
+  {
+    flag: "resume",
+    kind: "string",
+    meta: "FILE",
+    help: "continue from a lincls checkpoint (its settings, overridden by flags given)",
+  },
+  {
+    flag: "evaluate",
+    short: "e",
+    kind: "bool",
+    help: "only evaluate the classifier of --resume (or a lincls --pretrained)",
+    default: false,
+  },
+  {
+    flag: "out",
+    kind: "string",
+    meta: "DIR",
+    help: "run folder: checkpoints, metrics.jsonl, summary.json",
+    default: "runs/lincls",
+  },
+];
+
+export const LINCLS_HELP = `Usage: moco lincls --pretrained FILE [DATA] [options]
+
+Linear evaluation (the MoCo paper's protocol, main_lincls.py): the pretrained backbone frozen in eval
+mode, a new fc (N(0, 0.01), zero bias) trained by SGD on RandomResizedCrop + flip of the training
+split, top-1/top-5 on Resize + CenterCrop of the test split every epoch. Writes checkpoint.pth.tar and
+model_best.pth.tar (main_lincls.py's layout), metrics.jsonl (one line per epoch) and summary.json.
+
+${flagHelp(LINCLS_FLAGS)}`;
+
+const CONFIG_FLAGS: readonly [keyof LinearEvalConfig, string][] = [
+  ["epochs", "epochs"],
+  ["batchSize", "batch-size"],
+  ["lr", "lr"],
+  ["schedule", "schedule"],
+  ["cos", "cos"],
+  ["momentum", "momentum"],
+  ["wd", "wd"],
+  ["precomputeFeatures", "precompute-features"],
+  ["seed", "seed"],
+  ["imageSize", "image-size"],
+];
+
+interface SavedRun {
+  config: LinearEvalConfig;
+  pretrained: string;
+  state: LinearEvalState;
+  /** Frees every tensor the checkpoint held. */
+  dispose(): void;
+}
+
+const isObject = (v: unknown): v is Record<string, Saveable> =>
+  typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Map) && !(v instanceof Tensor);
+
+/** Reads what --resume needs from a checkpoint written by `moco lincls`. */
+function readLinclsCheckpoint(path: string): SavedRun {
+  const root = load(path);
+  const tensors = collectTensors(root);
+  const dispose = () => {
+    for (const tensor of tensors) tensor.dispose();
+  };
+  const fail = (why: string): never => {
+    dispose();
+    throw new UsageError(`${path}: not a moco lincls checkpoint (${why})`);
+  };
+  if (!isObject(root)) return fail("no dict at the top");
+  const ours = root["moco_ts"];
+  if (!isObject(ours) || !isObject(ours["config"]) || typeof ours["pretrained"] !== "string")
+    return fail("no moco_ts.config / moco_ts.pretrained");
+  const stateDict = root["state_dict"];
+  const entry = (key: string) =>
+    stateDict instanceof Map ? stateDict.get(key) : isObject(stateDict) ? stateDict[key] : undefined;
+  const weight = entry("module.fc.weight");
+  const bias = entry("module.fc.bias");
+  if (!(weight instanceof Tensor) || !(bias instanceof Tensor)) return fail("no module.fc.weight / module.fc.bias");
+  const epoch = root["epoch"];
+  const best = root["best_acc1"];
+  if (typeof epoch !== "number" || typeof best !== "number") return fail("no epoch / best_acc1");
+  const bestEpoch = ours["best_epoch"];
+  return {
+    config: ours["config"] as unknown as LinearEvalConfig,
+    pretrained: ours["pretrained"],
+    state: {
+      epoch,
+      bestTop1: best / 100,
+      bestEpoch: typeof bestEpoch === "number" ? bestEpoch : epoch,
+      fc: { weight, bias },
+      optimizer: root["optimizer"] as unknown as SGDStateDict,
+    },
+    dispose,
+  };
+}
+
+function configFromFlags(flags: FlagReader, saved: LinearEvalConfig | null): LinearEvalConfig {
+  const config: Record<string, unknown> = { ...LINCLS_DEFAULTS, ...(saved ?? {}) };
+  for (const [key, flag] of CONFIG_FLAGS) {
+    if (saved !== null && !flags.given(flag)) continue;
+    config[key] =
+      flag === "schedule"
+        ? flags.list(flag)
+        : flag === "cos" || flag === "precompute-features"
+          ? flags.bool(flag)
+          : flag === "image-size"
+            ? flags.optionalNumber(flag)
+            : flags.number(flag);
+  }
+  return config as unknown as LinearEvalConfig;
+}
+
+async function evaluateOnly(flags: FlagReader, argvData: string | undefined): Promise<number> {
+  const path = flags.optionalString("resume") ?? flags.string("pretrained");
+  const log = (line: string) => console.error(line);
+  const classifier = loadEncoder(path);
+  try {
+    const head = classifier.info.layout.head;
+    if (head.kind !== "linear")
+      throw new UsageError(`${path}: no linear classifier to evaluate (train one with moco lincls)`);
+    const data = await openEvalData(flags, classifier, argvData, ["test"], log);
+    try {
+      const val = data.splits.get("test");
+      if (val?.labels === undefined || val.labels === null) throw new Error("lincls: the test split has no labels");
+      const saved = flags.given("resume") ? readLinclsCheckpoint(path) : null;
+      saved?.dispose();
+      const size =
+        flags.optionalNumber("image-size") ??
+        saved?.config.imageSize ??
+        linclsImageSize(classifier, val, LINCLS_DEFAULTS);
+      const preprocessor = new Preprocessor(classifier, val.channels, { size, centerCropRatio: 0.875 });
+      let top1 = 0;
+      let top5 = 0;
+      const batchSize = flags.number("batch-size");
+      for (let start = 0; start < val.length; start += batchSize) {
+        const indices = Int32Array.from({ length: Math.min(batchSize, val.length - start) }, (_, i) => start + i);
+        const images = await val.batch(indices);
+        const hits = scope(() =>
+          noGrad(() =>
+            topkCorrect(
+              classifier.model.forward(preprocessor.apply(images)),
+              (val.labels as Tensor).narrow(0, start, indices.length),
+            ),
+          ),
+        );
+        images.dispose();
+        top1 += hits.top1;
+        top5 += hits.top5;
+      }
+      console.log(
+        `Acc@1 ${((top1 / val.length) * 100).toFixed(3)} Acc@5 ${((top5 / val.length) * 100).toFixed(3)} (${val.length} images)`,
+      );
+      return 0;
+    } finally {
+      data.dispose();
+    }
+  } finally {
+    classifier.dispose();
+  }
+}
+
+export async function runLincls(argv: string[]): Promise<number> {
+  const parsed = parseFlags(argv, LINCLS_FLAGS);
+  if (parsed.help) {
+    console.log(LINCLS_HELP);
+    return 0;
+  }
+  if (parsed.positionals.length > 1)
+    throw new UsageError(`lincls takes one data folder, got ${parsed.positionals.length}`);
+  const flags = new FlagReader(parsed);
+  if (flags.bool("evaluate")) return evaluateOnly(flags, parsed.positionals[0]);
+  const log = (line: string) => console.error(line);
+
+  const resumePath = flags.optionalString("resume");
+  const saved = resumePath === null ? null : readLinclsCheckpoint(resumePath);
+  try {
+    if (saved !== null && !flags.given("pretrained")) parsed.values.set("pretrained", saved.pretrained);
+    const config = configFromFlags(flags, saved?.config ?? null);
+    const encoder = encoderFromFlags(flags, log);
+    try {
+      const pretrained = flags.string("pretrained");
+      const data = await openEvalData(flags, encoder, parsed.positionals[0], ["train", "test"], log);
+      try {
+        const train = data.splits.get("train");
+        const val = data.splits.get("test");
+        if (train === undefined || val === undefined) throw new Error("lincls: no train or test split");
+        const out = flags.string("out");
+        mkdirSync(out, { recursive: true });
+        const resolved = { ...config, imageSize: config.imageSize ?? data.imageSize };
+        writeJson(join(out, "config.json"), { ...resolved, pretrained, dataset: data.kind });
+        const metricsPath = join(out, "metrics.jsonl");
+        if (saved === null) writeFileSync(metricsPath, "");
+        log(`lincls: train ${train.name} (${train.length} images), val ${val.name} (${val.length} images)`);
+        const controller = new AbortController();
+        const onSigint = () => {
+          if (controller.signal.aborted) process.exit(130);
+          controller.abort();
+          process.stderr.write("\nmoco: stopping after this epoch (Ctrl-C again to quit now)\n");
+        };
+        process.on("SIGINT", onSigint);
+        const started = performance.now();
+        try {
+          const result = await linearEvaluation({
+            encoder,
+            train,
+            val,
+            config: resolved,
+            outDir: out,
+            // dataset and data make the checkpoint self-describing, as a pretraining checkpoint is.
+            checkpointInfo: {
+              config: { ...resolved, dataset: data.kind, data: data.root } as unknown as Saveable,
+              pretrained,
+            },
+            ...(saved === null ? {} : { resume: saved.state }),
+            log,
+            onEpoch: (record) => appendFileSync(metricsPath, `${JSON.stringify(record)}\n`),
+            signal: controller.signal,
+          });
+          const summary = {
+            pretrained,
+            encoder: encoder.describe(),
+            dataset: data.kind,
+            ...result,
+            seconds: (performance.now() - started) / 1000,
+          };
+          writeJson(join(out, "summary.json"), summary);
+          if (result.backboneTensorsChanged.length > 0)
+            throw new Error(
+              `sanity check failed: backbone tensors changed during linear evaluation: ${result.backboneTensorsChanged.join(", ")}`,
+            );
+          console.log(
+            `linear eval after ${result.epochs} epochs: top-1 ${(result.top1 * 100).toFixed(2)}% top-5 ${(result.top5 * 100).toFixed(2)}% ` +
+              `(best top-1 ${(result.bestTop1 * 100).toFixed(2)}% at epoch ${result.bestEpoch}); ` +
+              `sanity check passed: ${result.backboneTensorsChecked} backbone tensors unchanged`,
+          );
+          console.log(`run folder: ${out}`);
+          return result.interrupted ? 130 : 0;
+        } finally {
+          process.off("SIGINT", onSigint);
+        }
+      } finally {
+        data.dispose();
+      }
+    } finally {
+      encoder.dispose();
+    }
+  } finally {
+    saved?.dispose();
+  }
+}

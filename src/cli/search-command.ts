@@ -1,0 +1,166 @@
+// `moco search`: the images of an index (made by `moco embed`) most similar to query images.
+import { statSync } from "node:fs";
+import { join } from "node:path";
+
+import type { ImageDataset } from "../data/dataset.js";
+import type { Split } from "../data/fashion-mnist.js";
+import { decodeImage, openImageFolder } from "../data/image-folder.js";
+import { DATASET_KINDS, openDataset, type DatasetKind } from "../data/open.js";
+import { embed } from "../encoder/embed.js";
+import { loadEncoder } from "../encoder/encoder.js";
+import { writePng, writeResultsPage, type SearchResult } from "../search/page.js";
+import { nearestNeighbours } from "../search/search.js";
+import { readEmbeddingIndex, type IndexMeta } from "../search/store.js";
+import { cat, fromTypedArray, keep, scope, type Tensor } from "../torch/index.js";
+import { writeJson } from "./encoder-flags.js";
+import { FlagReader, UsageError, flagHelp, parseFlags, type Flag } from "./flags.js";
+
+const SEARCH_FLAGS: readonly Flag[] = [
+  { flag: "index", kind: "string", meta: "DIR", help: "an index folder written by moco embed (required)" },
+  { flag: "k", kind: "int", help: "neighbours per query", default: 10 },
+  {
+    flag: "pretrained",
+    kind: "string",
+    meta: "FILE",
+    help: "encoder for the queries (default: the index's own checkpoint)",
+  },
+  { flag: "out", kind: "string", meta: "DIR", help: "where results.json and results.html go", default: "runs/search" },
+];
+
+export const SEARCH_HELP = `Usage: moco search --index DIR QUERY... [options]
+
+Embeds the query images (files, or folders of images) the way the index was made and lists, for each,
+the k most similar images of the index with their cosine similarity: results.json and a page of
+thumbnails, results.html, in --out.
+
+${flagHelp(SEARCH_FLAGS)}`;
+
+async function queryFiles(paths: readonly string[]): Promise<string[]> {
+  const files: string[] = [];
+  for (const path of paths) {
+    let isDirectory: boolean;
+    try {
+      isDirectory = statSync(path).isDirectory();
+    } catch {
+      throw new UsageError(`${path}: no such query image or folder`);
+    }
+    if (isDirectory) {
+      const folder = await openImageFolder({ root: path, size: 8 });
+      files.push(...folder.files);
+      folder.dispose();
+    } else {
+      files.push(path);
+    }
+  }
+  return files;
+}
+
+/** uint8 [Q, C, S, S]: the query images decoded like the index's stored images. */
+async function decodeQueries(files: readonly string[], meta: IndexMeta): Promise<Tensor> {
+  const { storedSize: size, channels } = meta;
+  if (channels !== 1 && channels !== 3) throw new UsageError(`index: unsupported channel count ${channels}`);
+  const parts: Tensor[] = [];
+  try {
+    for (const file of files) {
+      const hwc = await decodeImage(file, size, channels);
+      parts.push(keep(scope(() => fromTypedArray(hwc, [1, size, size, channels], "uint8").permute(0, 3, 1, 2))));
+    }
+    return keep(cat(parts, 0));
+  } finally {
+    for (const part of parts) part.dispose();
+  }
+}
+
+/** The indexed dataset itself, to draw thumbnails of items that are not files. */
+async function openIndexedDataset(meta: IndexMeta): Promise<ImageDataset | null> {
+  if (meta.dataset.kind === "folder" || !(DATASET_KINDS as readonly string[]).includes(meta.dataset.kind)) return null;
+  return openDataset({
+    kind: meta.dataset.kind as DatasetKind,
+    ...(meta.dataset.root === null ? {} : { root: meta.dataset.root }),
+    split: (meta.dataset.split ?? "train") as Split,
+  });
+}
+
+export async function runSearch(argv: string[]): Promise<number> {
+  const parsed = parseFlags(argv, SEARCH_FLAGS);
+  if (parsed.help) {
+    console.log(SEARCH_HELP);
+    return 0;
+  }
+  const flags = new FlagReader(parsed);
+  if (!flags.has("index")) throw new UsageError("--index DIR is required (make one with moco embed)");
+  if (parsed.positionals.length === 0) throw new UsageError("search needs at least one query image or folder");
+  const k = flags.number("k");
+  if (k < 1) throw new UsageError(`--k must be >= 1, got ${k}`);
+  const index = readEmbeddingIndex(flags.string("index"));
+  try {
+    const { meta } = index;
+    const encoder = loadEncoder(flags.optionalString("pretrained") ?? meta.checkpoint, { part: meta.part });
+    let results: SearchResult[];
+    try {
+      if (encoder.dim(meta.features) !== meta.dim)
+        throw new UsageError(`the encoder's ${meta.features} features do not have the index's dimension ${meta.dim}`);
+      const files = await queryFiles(parsed.positionals);
+      if (files.length === 0) throw new UsageError("no query images found");
+      const images = await decodeQueries(files, meta);
+      const queries = scope(() => {
+        try {
+          return embed(encoder, images, { features: meta.features, size: meta.imageSize, normalize: true });
+        } finally {
+          images.dispose();
+        }
+      });
+      const found = nearestNeighbours(queries, index.embeddings, k);
+      queries.dispose();
+      const indices = found.indices.toArray();
+      const similarities = found.similarities.toArray();
+      const width = found.indices.shape[1] ?? 0;
+      found.indices.dispose();
+      found.similarities.dispose();
+      results = files.map((query, q) => ({
+        query,
+        hits: Array.from({ length: width }, (_, j) => {
+          const row = indices[q * width + j] as number;
+          return { id: index.ids[row] as string, index: row, similarity: similarities[q * width + j] as number };
+        }),
+      }));
+    } finally {
+      encoder.dispose();
+    }
+    const out = flags.string("out");
+    writeJson(join(out, "results.json"), { index: flags.string("index"), k, results });
+    const dataset = await openIndexedDataset(meta);
+    try {
+      const page = await writeResultsPage({
+        title: `moco search: ${results.length} queries against ${meta.count} images (${meta.dataset.name})`,
+        results,
+        outDir: out,
+        thumbnail: (id, row) =>
+          dataset === null
+            ? { file: id }
+            : {
+                write: async (path) => {
+                  const image = await dataset.batch([row]);
+                  try {
+                    const first = image.select(0, 0);
+                    await writePng(first, path);
+                    first.dispose();
+                  } finally {
+                    image.dispose();
+                  }
+                },
+              },
+      });
+      for (const result of results) {
+        console.log(result.query);
+        for (const hit of result.hits) console.log(`  ${hit.similarity.toFixed(4)}  ${hit.id}`);
+      }
+      console.log(`wrote ${join(out, "results.json")} and ${page}`);
+    } finally {
+      dataset?.dispose();
+    }
+    return 0;
+  } finally {
+    index.dispose();
+  }
+}

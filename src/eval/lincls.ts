@@ -1,0 +1,374 @@
+// Linear evaluation, the protocol of the MoCo paper (main_lincls.py): the pretrained backbone frozen
+// in eval mode (BN statistics included), a new fc initialised N(0, 0.01) with zero bias as the only
+// trainable tensor, SGD (lr 30, momentum 0.9, no weight decay, batch 256) for 100 epochs with the lr
+// ×0.1 at 60 and 80; train images RandomResizedCrop + flip, validation Resize + CenterCrop, both
+// scaled to the dataset's image size; top-1/top-5 every epoch; at the end the check that no
+// backbone tensor changed.
+//
+// Validation features are computed once: the backbone is frozen and the validation transform
+// deterministic, so every epoch would compute the same numbers. With `precomputeFeatures` the
+// training features are too (from un-augmented images), which makes a CPU run minutes, not hours.
+import { copyFileSync } from "node:fs";
+import { join } from "node:path";
+
+import { Augment, type AugmentConfig } from "../data/augment.js";
+import type { ImageDataset } from "../data/dataset.js";
+import { DataLoader } from "../data/loader.js";
+import { Random } from "../data/random.js";
+import type { Encoder } from "../encoder/encoder.js";
+import { Preprocessor } from "../encoder/preprocess.js";
+import { datasetFeatures } from "./monitor.js";
+import { Linear } from "../nn/index.js";
+import { normal_, zeros_ } from "../nn/init.js";
+import { SGD, cosineSchedule, setLr, stepSchedule, type LrSchedule, type SGDStateDict } from "../optim/index.js";
+import { F, keep, noGrad, save, scope, type Saveable, type Tensor } from "../torch/index.js";
+
+export interface LinearEvalConfig {
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  momentum: number;
+  wd: number;
+  /** Epochs where the lr drops ×0.1 (without `cos`). */
+  schedule: readonly number[];
+  cos: boolean;
+  /** Train on features of un-augmented images, computed once (no train augmentation). */
+  precomputeFeatures: boolean;
+  /** Crop size fed to the network (null: the encoder's training size, else the images' own). */
+  imageSize: number | null;
+  seed: number;
+}
+
+export const LINCLS_DEFAULTS: LinearEvalConfig = {
+  epochs: 100,
+  batchSize: 256,
+  lr: 30,
+  momentum: 0.9,
+  wd: 0,
+  schedule: [60, 80],
+  cos: false,
+  precomputeFeatures: false,
+  imageSize: null,
+  seed: 0,
+};
+
+export function checkLinearEvalConfig(config: LinearEvalConfig): void {
+  const positiveInt = (v: number, name: string) => {
+    if (!(Number.isSafeInteger(v) && v >= 1))
+      throw new RangeError(`lincls: ${name} must be a positive integer, got ${v}`);
+  };
+  positiveInt(config.epochs, "epochs");
+  positiveInt(config.batchSize, "batch size");
+  if (!(config.lr > 0)) throw new RangeError(`lincls: lr must be > 0, got ${config.lr}`);
+  if (!(config.momentum >= 0 && config.momentum < 1))
+    throw new RangeError(`lincls: momentum must be in [0, 1), got ${config.momentum}`);
+  if (!(config.wd >= 0)) throw new RangeError(`lincls: weight decay must be >= 0, got ${config.wd}`);
+  if (config.imageSize !== null) positiveInt(config.imageSize, "image size");
+  if (!(Number.isSafeInteger(config.seed) && config.seed >= 0))
+    throw new RangeError(`lincls: seed must be a non-negative integer, got ${config.seed}`);
+}
+
+/** Top-k hits (k = 1 and 5, or fewer classes) of logits [N, C] against int64 labels [N]. */
+export function topkCorrect(logits: Tensor, labels: Tensor): { top1: number; top5: number } {
+  return scope(() => {
+    const k = Math.min(5, logits.shape[1] ?? 1);
+    const hits = logits.topk(k, 1).indices.eq(labels.unsqueeze(1));
+    return { top1: hits.narrow(1, 0, 1).sum().item(), top5: hits.sum().item() };
+  });
+}
+
+/** RandomResizedCrop (torchvision's default scale 0.08–1) + flip, as main_lincls.py; no normalisation yet. */
+export function linclsTrainAugment(size: number): AugmentConfig {
+  return {
+    steps: [
+      { op: "randomResizedCrop", size, scale: [0.08, 1] },
+      { op: "horizontalFlip", p: 0.5 },
+    ],
+    normalize: null,
+  };
+}
+
+export interface EpochRecord {
+  type: "epoch";
+  epoch: number;
+  lr: number;
+  loss: number;
+  trainTop1: number;
+  valTop1: number;
+  valTop5: number;
+  bestTop1: number;
+  seconds: number;
+}
+
+export interface LinearEvalState {
+  /** Epochs completed. */
+  epoch: number;
+  bestTop1: number;
+  bestEpoch: number;
+  /** fc.weight and fc.bias to start from, and the optimizer's state. */
+  fc: { weight: Tensor; bias: Tensor };
+  optimizer: SGDStateDict;
+}
+
+export interface LinearEvalOptions {
+  encoder: Encoder;
+  train: ImageDataset;
+  val: ImageDataset;
+  config: LinearEvalConfig;
+  /** Where checkpoint.pth.tar and model_best.pth.tar go (null: none written). */
+  outDir: string | null;
+  /** Extra fields stored in checkpoints under `moco_ts` (e.g. the resolved configuration). */
+  checkpointInfo?: Record<string, Saveable>;
+  resume?: LinearEvalState;
+  log?: (line: string) => void;
+  onEpoch?: (record: EpochRecord) => void;
+  signal?: AbortSignal;
+}
+
+export interface LinearEvalResult {
+  epochs: number;
+  top1: number;
+  top5: number;
+  bestTop1: number;
+  bestEpoch: number;
+  /** Backbone tensors compared bit for bit before and after training, and how many differed. */
+  backboneTensorsChecked: number;
+  backboneTensorsChanged: string[];
+  interrupted: boolean;
+}
+
+/** The encoder's input size for this protocol: configured, else its training crop, else the images'. */
+export function linclsImageSize(encoder: Encoder, dataset: ImageDataset, config: LinearEvalConfig): number {
+  return config.imageSize ?? encoder.info.trainedOn?.imageSize ?? dataset.height;
+}
+
+/** Backbone features (not normalised: the classifier sees what the protocol feeds it). */
+function collectFeatures(
+  encoder: Encoder,
+  dataset: ImageDataset,
+  preprocessor: Preprocessor,
+  batchSize: number,
+): Promise<Tensor> {
+  return datasetFeatures(dataset, batchSize, (images) => encoder.model.forwardFeatures(preprocessor.apply(images)), {
+    normalize: false,
+  });
+}
+
+/** Copies of every backbone tensor (parameters and BN statistics), to prove afterwards that none moved. */
+function backboneSnapshot(encoder: Encoder): Map<string, Tensor> {
+  return scope(() => {
+    const snapshot = new Map<string, Tensor>();
+    for (const [key, tensor] of encoder.model.stateDict()) {
+      if (!key.startsWith("fc.")) snapshot.set(key, keep(tensor.clone()));
+    }
+    return snapshot;
+  });
+}
+
+function changedTensors(encoder: Encoder, snapshot: Map<string, Tensor>): string[] {
+  return scope(() => {
+    const now = encoder.model.stateDict();
+    return [...snapshot]
+      .filter(([key, before]) => {
+        const after = now.get(key);
+        return after === undefined || !after.equal(before);
+      })
+      .map(([key]) => key);
+  });
+}
+
+function lrScheduleOf(config: LinearEvalConfig): LrSchedule {
+  return config.cos
+    ? cosineSchedule({ lr: config.lr, epochs: config.epochs })
+    : stepSchedule({ lr: config.lr, milestones: [...config.schedule] });
+}
+
+/** Runs the protocol; the encoder's own head is left aside (its backbone features feed the new fc). */
+export async function linearEvaluation(options: LinearEvalOptions): Promise<LinearEvalResult> {
+  const { encoder, train, val, config } = options;
+  checkLinearEvalConfig(config);
+  const log = options.log ?? (() => undefined);
+  for (const dataset of [train, val]) {
+    if (dataset.labels === null) throw new Error(`lincls: ${dataset.name} has no labels`);
+  }
+  const numClasses = Math.max(train.numClasses, val.numClasses);
+  const size = linclsImageSize(encoder, train, config);
+  const trainPreprocessor = new Preprocessor(encoder, train.channels, { size });
+  const valPreprocessor = new Preprocessor(encoder, val.channels, { size, centerCropRatio: 0.875 });
+  if (trainPreprocessor.note !== null) log(trainPreprocessor.note);
+
+  encoder.model.eval();
+  encoder.model.requiresGrad_(false);
+  const fc = new Linear(encoder.featureDim, numClasses);
+  const optimizer = new SGD(fc.parameters(), { lr: config.lr, momentum: config.momentum, weightDecay: config.wd });
+  const schedule = lrScheduleOf(config);
+  const snapshot = backboneSnapshot(encoder);
+  const loader = new DataLoader(train, { batchSize: config.batchSize, seed: config.seed, dropLast: false });
+  const augment = new Augment(linclsTrainAugment(size));
+  let valFeatures: Tensor | null = null;
+  let trainFeatures: Tensor | null = null;
+  let epoch = options.resume?.epoch ?? 0;
+  let bestTop1 = options.resume?.bestTop1 ?? 0;
+  let bestEpoch = options.resume?.bestEpoch ?? 0;
+  let last = { top1: 0, top5: 0 };
+  let interrupted = false;
+  try {
+    noGrad(() => {
+      if (options.resume === undefined) {
+        normal_(fc.getParameter("weight"), 0, 0.01);
+        zeros_(fc.getParameter("bias"));
+      } else {
+        fc.loadStateDict(
+          new Map([
+            ["weight", options.resume.fc.weight],
+            ["bias", options.resume.fc.bias],
+          ]),
+        );
+        optimizer.loadStateDict(options.resume.optimizer);
+      }
+    });
+    log(`computing the features of ${val.length} validation images`);
+    valFeatures = await collectFeatures(encoder, val, valPreprocessor, config.batchSize);
+    if (config.precomputeFeatures) {
+      log(`computing the features of ${train.length} training images (no train augmentation)`);
+      trainFeatures = await collectFeatures(encoder, train, valPreprocessor, config.batchSize);
+    }
+    const evaluate = () => evaluateFc(fc, valFeatures as Tensor, val.labels as Tensor, config.batchSize);
+    if (epoch > 0) last = evaluate();
+
+    for (; epoch < config.epochs; epoch += 1) {
+      if (options.signal?.aborted === true) {
+        interrupted = true;
+        break;
+      }
+      const started = performance.now();
+      const lr = schedule(epoch);
+      setLr(optimizer, lr);
+      const rng = new Random(config.seed, epoch);
+      let lossSum = 0;
+      let correct = 0;
+      let seen = 0;
+      for await (const batch of loader.batches(epoch)) {
+        const labels = batch.labels as Tensor;
+        const n = labels.shape[0] ?? 0;
+        let stats: { loss: number; hits: number };
+        try {
+          stats = scope(() => {
+            const features =
+              trainFeatures === null
+                ? noGrad(() => encoder.model.forwardFeatures(trainPreprocessor.adapt(augment.apply(batch.images, rng))))
+                : trainFeatures.indexSelect(0, batch.indices);
+            const logits = fc.forward(features);
+            const loss = F.crossEntropy(logits, labels);
+            optimizer.zeroGrad();
+            loss.backward();
+            optimizer.step();
+            return { loss: loss.item(), hits: logits.argmax(1).eq(labels).sum().item() };
+          });
+        } finally {
+          batch.dispose();
+        }
+        if (!Number.isFinite(stats.loss))
+          throw new Error(`lincls: the loss became ${stats.loss} in epoch ${epoch + 1}; try a smaller --lr`);
+        lossSum += stats.loss * n;
+        correct += stats.hits;
+        seen += n;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      last = evaluate();
+      const valTop1 = last.top1 / val.length;
+      if (valTop1 > bestTop1 || epoch === 0) {
+        bestTop1 = Math.max(bestTop1, valTop1);
+        bestEpoch = epoch + 1;
+      }
+      const record: EpochRecord = {
+        type: "epoch",
+        epoch: epoch + 1,
+        lr,
+        loss: lossSum / seen,
+        trainTop1: correct / seen,
+        valTop1,
+        valTop5: last.top5 / val.length,
+        bestTop1,
+        seconds: (performance.now() - started) / 1000,
+      };
+      options.onEpoch?.(record);
+      log(
+        `epoch ${epoch + 1}/${config.epochs} lr ${lr.toPrecision(3)} loss ${record.loss.toFixed(4)} ` +
+          `train@1 ${(record.trainTop1 * 100).toFixed(2)}% val@1 ${(valTop1 * 100).toFixed(2)}% ` +
+          `val@5 ${(record.valTop5 * 100).toFixed(2)}% best ${(bestTop1 * 100).toFixed(2)}% (${record.seconds.toFixed(1)} s)`,
+      );
+      if (options.outDir !== null) {
+        const isBest = bestEpoch === epoch + 1;
+        writeLinclsCheckpoint(options, fc, optimizer, { epoch: epoch + 1, bestTop1, bestEpoch }, isBest);
+      }
+    }
+    const changed = changedTensors(encoder, snapshot);
+    return {
+      epochs: epoch,
+      top1: last.top1 / val.length,
+      top5: last.top5 / val.length,
+      bestTop1,
+      bestEpoch,
+      backboneTensorsChecked: snapshot.size,
+      backboneTensorsChanged: changed,
+      interrupted,
+    };
+  } finally {
+    valFeatures?.dispose();
+    trainFeatures?.dispose();
+    for (const tensor of snapshot.values()) tensor.dispose();
+    optimizer.dispose();
+    fc.dispose();
+  }
+}
+
+function evaluateFc(fc: Linear, features: Tensor, labels: Tensor, batchSize: number): { top1: number; top5: number } {
+  let top1 = 0;
+  let top5 = 0;
+  const total = features.shape[0] ?? 0;
+  for (let start = 0; start < total; start += batchSize) {
+    const n = Math.min(batchSize, total - start);
+    const hits = scope(() =>
+      noGrad(() => topkCorrect(fc.forward(features.narrow(0, start, n)), labels.narrow(0, start, n))),
+    );
+    top1 += hits.top1;
+    top5 += hits.top5;
+  }
+  return { top1, top5 };
+}
+
+export const LINCLS_CHECKPOINT = "checkpoint.pth.tar";
+export const LINCLS_BEST = "model_best.pth.tar";
+
+/** main_lincls.py's checkpoint: the whole classifier's state dict (`module.`-prefixed), best_acc1, optimizer. */
+function writeLinclsCheckpoint(
+  options: LinearEvalOptions,
+  fc: Linear,
+  optimizer: SGD,
+  progress: { epoch: number; bestTop1: number; bestEpoch: number },
+  isBest: boolean,
+): void {
+  const outDir = options.outDir as string;
+  const path = join(outDir, LINCLS_CHECKPOINT);
+  scope(() => {
+    const stateDict = new Map<string, Tensor>();
+    for (const [key, tensor] of options.encoder.model.stateDict()) {
+      if (!key.startsWith("fc.")) stateDict.set(`module.${key}`, tensor);
+    }
+    stateDict.set("module.fc.weight", fc.getParameter("weight"));
+    stateDict.set("module.fc.bias", fc.getParameter("bias"));
+    save(
+      {
+        epoch: progress.epoch,
+        arch: options.encoder.info.layout.arch,
+        state_dict: stateDict,
+        best_acc1: progress.bestTop1 * 100,
+        optimizer: optimizer.stateDict() as unknown as Saveable,
+        moco_ts: { ...(options.checkpointInfo ?? {}), best_epoch: progress.bestEpoch },
+      },
+      path,
+    );
+  });
+  if (isBest) copyFileSync(path, join(outDir, LINCLS_BEST));
+}

@@ -1,0 +1,127 @@
+// NumPy .npy files (version 1.0 written as numpy writes it; 1.0–3.0 read): one little-endian,
+// C-ordered array each. The header's layout is in npy-header.ts.
+import { DTYPES, Tensor, fromBytes, type DType } from "../torch/index.js";
+import { AtomicFile } from "./atomic-file.js";
+import { checkRowCount, checkRows, checkTensor } from "./checks.js";
+import { InputFile } from "./input-file.js";
+import {
+  PREAMBLE_BYTES,
+  decodeNpyDict,
+  descrOf,
+  encodeNpyHeader,
+  readPreamble,
+  supportedNpyDtypes,
+} from "./npy-header.js";
+
+/** numpy's type string for `dtype`, or an error saying that numpy has no such type. */
+function descrFor(dtype: DType, op: string): string {
+  const descr = descrOf(dtype);
+  if (descr === undefined) {
+    throw new TypeError(`${op}: numpy has no ${dtype} type (supported: ${supportedNpyDtypes()}); convert first`);
+  }
+  return descr;
+}
+
+/** Writes `tensor` to `path` as a .npy file (C order, from the CPU); the file appears only once complete. */
+export function writeNpy(path: string, tensor: Tensor): void {
+  const op = "writeNpy";
+  checkTensor(tensor, "tensor", op);
+  const header = encodeNpyHeader(descrFor(tensor.dtype, op), tensor.shape);
+  const file = AtomicFile.create(path, op);
+  try {
+    file.write(header);
+    file.write(tensor.toBytes());
+    file.commit();
+  } catch (error) {
+    file.abort();
+    throw error;
+  }
+}
+
+/** Reads a .npy file into a new CPU tensor (owned by the caller). */
+export function readNpy(path: string): Tensor {
+  const file = InputFile.open(path, "readNpy");
+  try {
+    const fail = (message: string): never => {
+      throw file.error(message);
+    };
+    const { lengthBytes, encoding } = readPreamble(file.read(0, PREAMBLE_BYTES, "the .npy preamble"), fail);
+    const lengthField = Buffer.from(file.read(PREAMBLE_BYTES, lengthBytes, "the header length"));
+    const headerLength = lengthBytes === 2 ? lengthField.readUInt16LE(0) : lengthField.readUInt32LE(0);
+    const dataStart = PREAMBLE_BYTES + lengthBytes + headerLength;
+    const text = Buffer.from(file.read(PREAMBLE_BYTES + lengthBytes, headerLength, "the header")).toString(encoding);
+    const { dtype, shape } = decodeNpyDict(text, fail);
+    const byteLength = shape.reduce((n, size) => n * size, DTYPES[dtype].bytes);
+    const data = file.read(dataStart, byteLength, `the data of shape [${shape.join(", ")}]`);
+    if (file.size > dataStart + byteLength) {
+      fail(`${file.size - dataStart - byteLength} bytes follow the array; readNpy reads files of one array`);
+    }
+    return fromBytes(data, dtype, shape);
+  } finally {
+    file.close();
+  }
+}
+
+export interface NpyRowWriterOptions {
+  readonly cols: number;
+  /** Default "float32". */
+  readonly dtype?: DType;
+}
+
+/**
+ * Writes a 2-D array [rows, cols] a batch of rows at a time, straight to the file, when the row
+ * count is not known in advance: the header is rewritten with the count on `close` (numpy leaves
+ * room for that). The file appears at its path only on `close`; `abort` (or leaving a `using`
+ * block without `close`) discards it.
+ */
+export class NpyRowWriter {
+  private readonly file: AtomicFile;
+  private readonly cols: number;
+  private readonly dtype: DType;
+  private readonly descr: string;
+  private written = 0;
+
+  constructor(path: string, options: NpyRowWriterOptions) {
+    const op = "NpyRowWriter";
+    this.cols = checkRowCount(options.cols, "cols", op);
+    this.dtype = options.dtype ?? "float32";
+    this.descr = descrFor(this.dtype, op);
+    this.file = AtomicFile.create(path, op);
+    this.file.write(encodeNpyHeader(this.descr, [0, this.cols]));
+  }
+
+  /** Rows appended so far. */
+  get rowsWritten(): number {
+    return this.written;
+  }
+
+  /** Appends `rows` ([n, cols], of the writer's dtype), written to the file before returning. */
+  append(rows: Tensor): void {
+    const op = `NpyRowWriter.append (${this.file.path})`;
+    this.checkOpen(op);
+    const n = checkRows(rows, this.cols, this.dtype, op);
+    this.file.write(rows.toBytes());
+    this.written += n;
+  }
+
+  /** Writes the final row count into the header and puts the file in place. */
+  close(): void {
+    this.checkOpen(`NpyRowWriter.close (${this.file.path})`);
+    // Same length as the placeholder: numpy pads the first dimension's digits to a fixed width.
+    this.file.writeAt(encodeNpyHeader(this.descr, [this.written, this.cols]), 0);
+    this.file.commit();
+  }
+
+  /** Discards the unfinished file. Idempotent. */
+  abort(): void {
+    this.file.abort();
+  }
+
+  [Symbol.dispose](): void {
+    this.abort();
+  }
+
+  private checkOpen(op: string): void {
+    if (!this.file.isOpen) throw new Error(`${op}: the writer is already closed or aborted`);
+  }
+}
