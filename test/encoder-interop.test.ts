@@ -220,6 +220,50 @@ with torch.no_grad(): torch.save(model(torch.load(inputs_path)), out_path)
     }
   });
 
+  test("pretrain --pretrained starts both encoders from torchvision weights; another architecture is refused", () => {
+    const weights = join(root, "tv-init.pth");
+    python(
+      `
+import sys, torch, torchvision
+torch.manual_seed(3)
+torch.save(torchvision.models.resnet18().state_dict(), sys.argv[1])
+`,
+      weights,
+    );
+    const out = join(root, "from-tv");
+    const result = spawnSync(
+      process.execPath,
+      [
+        "bin/moco.js",
+        "pretrain",
+        data,
+        ...["--pretrained", weights, "--out", out, "--width", "64", "--no-cifar-stem", "--image-size", "32"],
+        ...["--batch-size", "8", "--bn-splits", "2", "--moco-k", "16", "--max-steps", "1", "--lr", "1e-9", "--wd", "0"],
+      ],
+      { encoding: "utf8", timeout: 300_000 },
+    );
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stderr, /initialised the query and key encoders' backbone: resnet18/);
+    const expected = load(weights) as Record<string, Tensor>;
+    const saved = load(join(out, "checkpoint.pth.tar")) as { state_dict: Record<string, Tensor> };
+    scope(() => {
+      for (const encoder of ["encoder_q", "encoder_k"]) {
+        for (const key of ["conv1.weight", "layer4.1.conv2.weight"]) {
+          const ours = saved.state_dict[`module.${encoder}.${key}`] as Tensor;
+          assert.ok(relativeError(ours, expected[key] as Tensor) < 1e-6, `${encoder}.${key}`);
+        }
+      }
+    });
+
+    const refused = spawnSync(
+      process.execPath,
+      ["bin/moco.js", "pretrain", "--pretrained", weights, "--out", join(root, "never"), "--max-steps", "1"],
+      { encoding: "utf8", timeout: 300_000 },
+    );
+    assert.notEqual(refused.status, 0);
+    assert.match(refused.stderr, /a checkpoint of another architecture/);
+  });
+
   test("the torchvision export loads into torchvision.models.resnet18 with strict=True", () => {
     const checkpoint = join(run, "checkpoint.pth.tar");
     const exported = join(root, "backbone.pth");

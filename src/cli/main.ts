@@ -92,10 +92,11 @@ ${launchHelp()}
 Defaults shown are the ${preset} preset's.`;
 }
 
-function summaryLine(result: PretrainResult): string {
+function summaryLine(result: PretrainResult, config: PretrainConfig): string {
   const show = (v: number | null) => (v === null ? "n/a" : `${v.toFixed(2)}%`);
+  const start = config.pretrained === null ? "at random init" : "at its --pretrained start";
   return (
-    `kNN top-1 — trained encoder: ${show(result.knn.trained)} | same network at random init: ${show(result.knn.random)} | ` +
+    `kNN top-1 — trained encoder: ${show(result.knn.trained)} | same network ${start}: ${show(result.knn.random)} | ` +
     `raw pixels: ${show(result.knn.pixels)}`
   );
 }
@@ -176,7 +177,7 @@ async function runPretrain(argv: string[]): Promise<number> {
       throw worker === null ? error : explainFailure(error, worker.group, join(config.out, CHECKPOINT_FILE));
     });
     if (!lead) return result.interrupted ? 130 : 0;
-    console.log(summaryLine(result));
+    console.log(summaryLine(result, config));
     console.log(
       `run folder: ${result.runDir} (checkpoint ${result.checkpoint}, ${result.steps} steps, ${result.seconds.toFixed(0)} s)`,
     );

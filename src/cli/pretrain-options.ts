@@ -39,6 +39,12 @@ export const PRETRAIN_FLAGS: readonly FlagSpec[] = [
   },
   { flag: "width", key: "width", kind: "int", help: "base width of the ResNet (64 = torchvision's)" },
   { flag: "cifar-stem", key: "cifarStem", kind: "bool", help: "3x3 stride-1 stem without max-pool, for small images" },
+  {
+    flag: "pretrained",
+    key: "pretrained",
+    kind: "string",
+    help: "start the backbone from a checkpoint (MoCo, lincls, torchvision .pth, safetensors) instead of random weights",
+  },
   { flag: "moco-dim", key: "mocoDim", kind: "int", help: "feature dimension" },
   { flag: "moco-k", key: "mocoK", kind: "int", help: "queue size (negative keys)" },
   { flag: "moco-m", key: "mocoM", kind: "float", help: "key encoder momentum" },

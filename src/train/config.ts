@@ -36,6 +36,8 @@ export const pretrainConfigSchema = z
     width: positiveInt,
     /** 3×3 stride-1 first conv and no max-pool, for small images. */
     cifarStem: z.boolean(),
+    /** Backbone weights to start from (a MoCo, lincls or torchvision checkpoint, safetensors); null = random. */
+    pretrained: z.string().nullable(),
     // MoCo
     mocoDim: positiveInt,
     mocoK: positiveInt,
@@ -85,6 +87,7 @@ const COMMON = {
   cropMinScale: 0.2, // RandomResizedCrop(224, scale=(0.2, 1.)) in main_moco.py
   skipBadImages: false,
   cifarStem: false,
+  pretrained: null,
   width: 64,
   mocoDim: 128, // main_moco.py --moco-dim
   warmupEpochs: 0,

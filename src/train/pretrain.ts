@@ -23,6 +23,7 @@ import { readCheckpoint, disposeCheckpoint, writeCheckpoint, CHECKPOINT_FORMAT }
 import type { PretrainConfig } from "./config.js";
 import { openPretrainData, type PretrainData } from "./data.js";
 import { MetricsLog, type KnnRecord } from "./metrics.js";
+import { initialiseBackbone } from "./init-backbone.js";
 import type { DataParallel } from "./parallel.js";
 import { silentProgress, formatDuration, type ProgressReporter } from "./progress.js";
 
@@ -256,7 +257,13 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
         if (record.type === "knn" && record.epoch === 0 && record.features !== "pixels") knn.random = record.top1;
       }
       progress.log(`resumed ${options.resume} at epoch ${epoch}, step ${step}`);
-    } else if (lead) {
+    } else {
+      if (config.pretrained !== null)
+        progress.log(
+          `initialised the query and key encoders' backbone: ${initialiseBackbone(model, config.pretrained)}`,
+        );
+    }
+    if (resumed === null && lead) {
       writeFileSync(metrics.path, "");
       if (data.knnBank !== null) {
         const pixels = await measurePixelKnn(data, config);
