@@ -5,7 +5,7 @@
 import { resnet18 } from "../src/nn/index.js";
 import * as torch from "../src/torch/index.js";
 import { F } from "../src/torch/index.js";
-import { median, now, peakRssMiB, type BenchEntry } from "./framework.js";
+import { median, now, peakRssMiB, PEAK_RSS_METRIC, type BenchEntry } from "./framework.js";
 
 const BATCH = 256;
 
@@ -16,15 +16,7 @@ export const embedThroughput: BenchEntry = {
   rounds: 2,
   metrics: [
     { key: "images_per_s", label: "embedding throughput", unit: "images/s", better: "higher", target: 1.0, digits: 1 },
-    {
-      key: "peak_rss_mib",
-      label: "peak resident memory",
-      unit: "MiB",
-      better: "lower",
-      digits: 0,
-      informational: true,
-      combine: "worst",
-    },
+    PEAK_RSS_METRIC,
   ],
   async unavailable() {
     return null;

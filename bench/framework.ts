@@ -4,8 +4,8 @@
 // few rounds so that background load hits both alike; each side reports named values, the best round
 // of each is kept, and each metric is shown as ours, python and ours/python. A metric may instead be
 // compared against a bound: a figure of another entry's side, measured in the same invocation (e.g. the
-// data pipeline's images/s against the images/s a training step consumes); such an entry may have no
-// Python side at all, and its rows get a table of their own.
+// data pipeline's images/s against the images/s a training step consumes); such rows get a table of
+// their own. An entry may have no Python side at all: its metrics without a bound are then ours alone.
 import { readFileSync } from "node:fs";
 
 /** What one side of an entry reports: named numbers, plus anything worth keeping in the JSON. */
@@ -34,6 +34,17 @@ export interface MetricSpec {
   /** Compare ours with this bound instead of with Python; the target then applies to ours/bound. */
   bound?: BoundSpec;
 }
+
+/** The process's peak resident memory (VmHWM), reported with every throughput entry: each side runs in its own process. */
+export const PEAK_RSS_METRIC: MetricSpec = {
+  key: "peak_rss_mib",
+  label: "peak resident memory",
+  unit: "MiB",
+  better: "lower",
+  digits: 0,
+  informational: true,
+  combine: "worst",
+};
 
 /** A figure of another entry's side (ours), measured in the same invocation, used as a bound. */
 export interface BoundSpec {

@@ -13,15 +13,15 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import type { MoCoSettings } from "../src/moco/index.js";
+import type { MoCo, MoCoSettings } from "../src/moco/index.js";
 import { SGD } from "../src/optim/index.js";
 import * as torch from "../src/torch/index.js";
 import { F } from "../src/torch/index.js";
-import { median, now, peakRssMiB, rssMiB, type BenchEntry, type MetricSpec } from "./framework.js";
+import { median, now, peakRssMiB, rssMiB, PEAK_RSS_METRIC, type BenchEntry, type MetricSpec } from "./framework.js";
 
 const srcDir = join(dirname(fileURLToPath(import.meta.url)), "..", "src");
 
-interface MoCoStepConfig {
+export interface MoCoStepConfig {
   /** Entry name, and the Python side's --config. */
   name: string;
   config: "cifar" | "fmnist";
@@ -47,7 +47,7 @@ const CIFAR: MoCoStepConfig = {
   lr: 0.06,
 };
 
-const FMNIST: MoCoStepConfig = {
+export const FMNIST: MoCoStepConfig = {
   name: "moco-fmnist-step",
   config: "fmnist",
   batch: 256,
@@ -69,16 +69,32 @@ const METRICS: MetricSpec[] = [
     digits: 1,
     informational: true,
   },
-  {
-    key: "peak_rss_mib",
-    label: "peak resident memory",
-    unit: "MiB",
-    better: "lower",
-    digits: 0,
-    informational: true,
-    combine: "worst",
-  },
+  PEAK_RSS_METRIC,
 ];
+
+/**
+ * The step of pretrain.ts, less the augmentation and the metrics; `averageGradients` runs between the
+ * backward pass and the update, as in a distributed run. Returns the loss.
+ */
+export function mocoStep(
+  model: MoCo,
+  optimizer: SGD,
+  imQ: torch.Tensor,
+  imK: torch.Tensor,
+  averageGradients?: () => void,
+): number {
+  return torch.scope(() => {
+    const outputs = model.forward(imQ, imK);
+    const losses = outputs.map((o) => F.crossEntropy(o.logits, o.labels));
+    const l = losses.length === 1 ? (losses[0] as torch.Tensor) : losses.reduce((a, b) => a.add(b));
+    const loss = l.item();
+    optimizer.zeroGrad();
+    l.backward();
+    averageGradients?.();
+    optimizer.step();
+    return loss;
+  });
+}
 
 function describe(c: MoCoStepConfig): string {
   const s = c.settings;
@@ -132,16 +148,7 @@ function mocoStepEntry(c: MoCoStepConfig): BenchEntry {
       for (let i = 0; i < warmup + steps; i++) {
         const t0 = now();
         const c0 = process.cpuUsage();
-        // The step of pretrain.ts, less the augmentation and the metrics.
-        torch.scope(() => {
-          const outputs = model.forward(imQ, imK);
-          const losses = outputs.map((o) => F.crossEntropy(o.logits, o.labels));
-          const l = losses.length === 1 ? (losses[0] as torch.Tensor) : losses.reduce((a, b) => a.add(b));
-          loss = l.item();
-          opt.zeroGrad();
-          l.backward();
-          opt.step();
-        });
+        loss = mocoStep(model, opt, imQ, imK);
         if (i >= warmup) {
           times.push(now() - t0);
           const cpu = process.cpuUsage(c0);

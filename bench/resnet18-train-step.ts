@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { SGD } from "../src/optim/index.js";
 import * as torch from "../src/torch/index.js";
 import { F } from "../src/torch/index.js";
-import { median, now, peakRssMiB, rssMiB, type BenchEntry } from "./framework.js";
+import { median, now, peakRssMiB, rssMiB, PEAK_RSS_METRIC, type BenchEntry } from "./framework.js";
 
 const BATCH = 64;
 const nnIndex = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "nn", "index.ts");
@@ -30,15 +30,7 @@ export const resnet18TrainStep: BenchEntry = {
       digits: 1,
       informational: true,
     },
-    {
-      key: "peak_rss_mib",
-      label: "peak resident memory",
-      unit: "MiB",
-      better: "lower",
-      digits: 0,
-      informational: true,
-      combine: "worst",
-    },
+    PEAK_RSS_METRIC,
   ],
   async unavailable() {
     if (!existsSync(nnIndex)) return "src/nn not available";

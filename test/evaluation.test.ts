@@ -5,6 +5,7 @@ import { test } from "node:test";
 
 import { evalTransform } from "../src/data/augment.js";
 import { FASHION_MNIST_STATS, openFashionMnist } from "../src/data/fashion-mnist.js";
+import { embed, embedDataset } from "../src/encoder/embed.js";
 import { Encoder, buildResNet } from "../src/encoder/encoder.js";
 import type { ResNetLayout } from "../src/encoder/layout.js";
 import { classificationReport } from "../src/eval/classification-report.js";
@@ -113,6 +114,39 @@ test("linear evaluation trains only fc, leaves every backbone tensor and BN stat
     for (const d of [val, train, fullTest, fullTrain]) d.dispose();
   }
   assert.equal(liveTensors(), baseline, "no tensor outlives the run");
+});
+
+test("embedDataset streams: memory bounded by one batch in flight, embeddings equal embed() on the same images", async () => {
+  const encoder = smallEncoder(4);
+  const dataset = openFashionMnist({ split: "test" });
+  const part = dataset.subset(1000);
+  const liveDuringBatches: number[] = [];
+  let rows = 0;
+  try {
+    const baseline = liveTensors();
+    await embedDataset(encoder, part, {
+      batchSize: 100,
+      onBatch: (embeddings, start) => {
+        liveDuringBatches.push(liveTensors() - baseline);
+        assert.equal(start, rows);
+        rows += embeddings.shape[0] ?? 0;
+        if (start === 300) {
+          scope(() => {
+            const direct = embed(encoder, part.batch(arange(300, 400)) as Tensor);
+            assert.ok(direct.sub(embeddings).abs().max().item() < 1e-6);
+          });
+        }
+      },
+    });
+    assert.equal(rows, 1000);
+    // This batch's embeddings, and the next batch's images and indices being read: never more.
+    assert.ok(Math.max(...liveDuringBatches) <= 3, `live tensors per batch: ${liveDuringBatches.join(", ")}`);
+    assert.equal(liveTensors(), baseline);
+  } finally {
+    encoder.dispose();
+    part.dispose();
+    dataset.dispose();
+  }
 });
 
 test("top-1/top-5 hits equal a direct count", () => {

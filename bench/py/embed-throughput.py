@@ -1,24 +1,15 @@
 """Python side of bench entry embed-throughput: torchvision resnet18 with the CIFAR stem, eval mode,
 torch.no_grad(), batch 256 of 32×32 → L2-normalised features."""
-import argparse
 import json
-import re
 import statistics
 import time
 
 import torch
 import torchvision
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--threads", type=int, required=True)
-parser.add_argument("--quick", action="store_true")
-args = parser.parse_args()
-torch.set_num_threads(args.threads)
+from bench_common import parse_args, status_mib
 
-
-def status_mib(field):
-    with open("/proc/self/status") as f:
-        return int(re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.M).group(1)) / 1024
+args = parse_args()
 
 
 BATCH = 256

@@ -14,10 +14,8 @@ optimizer.zero_grad(); loss.backward(); optimizer.step(), with SGD(momentum 0.9,
   --config fmnist  width-16 resnet18, 1 channel, batch 256, 28x28, K 4096, m 0.99, T 0.2, MLP head
 both with split BN over 8 splits and dim 128.
 """
-import argparse
 import json
 import os
-import re
 import statistics
 import sys
 import time
@@ -30,6 +28,8 @@ from torchvision.models import resnet as tvr
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "test", "py"))
 from split_batch_norm import SplitBatchNorm  # noqa: E402
 
+from bench_common import parse_args, status_mib
+
 CONFIGS = {
     "cifar": dict(batch=64, size=32, in_channels=3, width=64, splits=8, dim=128, K=4096, m=0.99, T=0.1,
                   mlp=False, lr=0.06),
@@ -37,18 +37,8 @@ CONFIGS = {
                    mlp=True, lr=0.03),
 }
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--config", choices=sorted(CONFIGS), required=True)
-parser.add_argument("--threads", type=int, required=True)
-parser.add_argument("--quick", action="store_true")
-args = parser.parse_args()
-torch.set_num_threads(args.threads)
+args = parse_args(lambda parser: parser.add_argument("--config", choices=sorted(CONFIGS), required=True))
 c = CONFIGS[args.config]
-
-
-def status_mib(field):
-    with open("/proc/self/status") as f:
-        return int(re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.M).group(1)) / 1024
 
 
 class WidthResNet(tvr.ResNet):

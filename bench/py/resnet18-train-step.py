@@ -1,24 +1,15 @@
 """Python side of bench entry resnet18-train-step: torchvision resnet18 with the CIFAR stem,
 batch 64 on 32×32, forward + cross-entropy + backward + SGD(momentum 0.9, weight decay 5e-4)."""
-import argparse
 import json
-import re
 import statistics
 import time
 
 import torch
 import torchvision
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--threads", type=int, required=True)
-parser.add_argument("--quick", action="store_true")
-args = parser.parse_args()
-torch.set_num_threads(args.threads)
+from bench_common import parse_args, status_mib
 
-
-def status_mib(field):
-    with open("/proc/self/status") as f:
-        return int(re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.M).group(1)) / 1024
+args = parse_args()
 
 
 BATCH = 64

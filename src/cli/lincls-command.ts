@@ -17,6 +17,7 @@ import { Tensor, load, noGrad, scope, type Saveable } from "../torch/index.js";
 import { collectTensors } from "../encoder/sources.js";
 import { DATA_FLAGS, openEvalData } from "./eval-data.js";
 import { ENCODER_FLAGS, encoderFromFlags, writeJson } from "./encoder-flags.js";
+import { listenForInterrupt } from "./interrupt.js";
 import { FlagReader, UsageError, flagHelp, parseFlags, type Flag } from "./flags.js";
 
 const D = LINCLS_DEFAULTS;
@@ -228,13 +229,7 @@ export async function runLincls(argv: string[]): Promise<number> {
         const metricsPath = join(out, "metrics.jsonl");
         if (saved === null) writeFileSync(metricsPath, "");
         log(`lincls: train ${train.name} (${train.length} images), val ${val.name} (${val.length} images)`);
-        const controller = new AbortController();
-        const onSigint = () => {
-          if (controller.signal.aborted) process.exit(130);
-          controller.abort();
-          process.stderr.write("\nmoco: stopping after this epoch (Ctrl-C again to quit now)\n");
-        };
-        process.on("SIGINT", onSigint);
+        const interrupt = listenForInterrupt("stopping after this epoch and writing a checkpoint");
         const started = performance.now();
         try {
           const result = await linearEvaluation({
@@ -251,7 +246,7 @@ export async function runLincls(argv: string[]): Promise<number> {
             ...(saved === null ? {} : { resume: saved.state }),
             log,
             onEpoch: (record) => appendFileSync(metricsPath, `${JSON.stringify(record)}\n`),
-            signal: controller.signal,
+            signal: interrupt.signal,
           });
           const summary = {
             pretrained,
@@ -273,7 +268,7 @@ export async function runLincls(argv: string[]): Promise<number> {
           console.log(`run folder: ${out}`);
           return result.interrupted ? 130 : 0;
         } finally {
-          process.off("SIGINT", onSigint);
+          interrupt.release();
         }
       } finally {
         data.dispose();

@@ -33,6 +33,7 @@ import {
 import { runEmbed } from "./embed-command.js";
 import { runExport } from "./export-command.js";
 import { UsageError } from "./flags.js";
+import { listenForInterrupt } from "./interrupt.js";
 import { runKnn } from "./knn-command.js";
 import { runLincls } from "./lincls-command.js";
 import { runSearch } from "./search-command.js";
@@ -160,17 +161,11 @@ async function runPretrain(argv: string[]): Promise<number> {
   const worker = await joinJob(launch.distTimeout);
   const lead = (worker?.group.rank ?? 0) === 0;
 
-  const controller = new AbortController();
-  const onSigint = () => {
-    if (controller.signal.aborted) process.exit(130);
-    controller.abort();
-    process.stderr.write("\nmoco: stopping after this step and writing a checkpoint (Ctrl-C again to quit now)\n");
-  };
-  process.on("SIGINT", onSigint);
+  const interrupt = listenForInterrupt("stopping after this step and writing a checkpoint");
   try {
     const result = await pretrain(config, {
       progress: progressReporter(process.stderr, config.printFreq),
-      signal: controller.signal,
+      signal: interrupt.signal,
       ...(values.resume === undefined ? {} : { resume: values.resume }),
       ...(worker === null ? {} : { parallel: worker.parallel }),
     }).catch((error: unknown) => {
@@ -187,7 +182,7 @@ async function runPretrain(argv: string[]): Promise<number> {
     }
     return 0;
   } finally {
-    process.off("SIGINT", onSigint);
+    interrupt.release();
     worker?.dispose();
   }
 }

@@ -2,8 +2,9 @@
 // C-ordered array each. The header's layout is in npy-header.ts.
 import { DTYPES, Tensor, fromBytes, type DType } from "../torch/index.js";
 import { AtomicFile } from "./atomic-file.js";
-import { checkRowCount, checkRows, checkTensor } from "./checks.js";
+import { checkRowCount, checkTensor } from "./checks.js";
 import { InputFile } from "./input-file.js";
+import { RowFile } from "./row-file.js";
 import {
   PREAMBLE_BYTES,
   decodeNpyDict,
@@ -74,54 +75,27 @@ export interface NpyRowWriterOptions {
  * room for that). The file appears at its path only on `close`; `abort` (or leaving a `using`
  * block without `close`) discards it.
  */
-export class NpyRowWriter {
-  private readonly file: AtomicFile;
-  private readonly cols: number;
-  private readonly dtype: DType;
+export class NpyRowWriter extends RowFile {
   private readonly descr: string;
-  private written = 0;
+  private readonly columns: number;
 
   constructor(path: string, options: NpyRowWriterOptions) {
     const op = "NpyRowWriter";
-    this.cols = checkRowCount(options.cols, "cols", op);
-    this.dtype = options.dtype ?? "float32";
-    this.descr = descrFor(this.dtype, op);
-    this.file = AtomicFile.create(path, op);
-    this.file.write(encodeNpyHeader(this.descr, [0, this.cols]));
-  }
-
-  /** Rows appended so far. */
-  get rowsWritten(): number {
-    return this.written;
-  }
-
-  /** Appends `rows` ([n, cols], of the writer's dtype), written to the file before returning. */
-  append(rows: Tensor): void {
-    const op = `NpyRowWriter.append (${this.file.path})`;
-    this.checkOpen(op);
-    const n = checkRows(rows, this.cols, this.dtype, op);
-    this.file.write(rows.toBytes());
-    this.written += n;
+    const cols = checkRowCount(options.cols, "cols", op);
+    const dtype = options.dtype ?? "float32";
+    const descr = descrFor(dtype, op);
+    const file = AtomicFile.create(path, op);
+    file.write(encodeNpyHeader(descr, [0, cols]));
+    super(file, op, cols, dtype, null);
+    this.descr = descr;
+    this.columns = cols;
   }
 
   /** Writes the final row count into the header and puts the file in place. */
   close(): void {
     this.checkOpen(`NpyRowWriter.close (${this.file.path})`);
     // Same length as the placeholder: numpy pads the first dimension's digits to a fixed width.
-    this.file.writeAt(encodeNpyHeader(this.descr, [this.written, this.cols]), 0);
+    this.file.writeAt(encodeNpyHeader(this.descr, [this.rowsWritten, this.columns]), 0);
     this.file.commit();
-  }
-
-  /** Discards the unfinished file. Idempotent. */
-  abort(): void {
-    this.file.abort();
-  }
-
-  [Symbol.dispose](): void {
-    this.abort();
-  }
-
-  private checkOpen(op: string): void {
-    if (!this.file.isOpen) throw new Error(`${op}: the writer is already closed or aborted`);
   }
 }

@@ -4,6 +4,7 @@
 import { Tensor, fromBytes } from "../torch/index.js";
 import { AtomicFile } from "./atomic-file.js";
 import { InputFile } from "./input-file.js";
+import { RowFile } from "./row-file.js";
 import {
   LENGTH_BYTES,
   MAX_HEADER_BYTES,
@@ -15,7 +16,7 @@ import {
   layOut,
   type SafetensorsDType,
 } from "./safetensors-header.js";
-import { checkMetadata, checkRowCount, checkRows, checkTensor } from "./checks.js";
+import { checkMetadata, checkRowCount, checkTensor } from "./checks.js";
 
 export type { SafetensorsDType } from "./safetensors-header.js";
 
@@ -98,13 +99,8 @@ export interface SafetensorsRowWriterOptions {
  * time, straight to the file, so that memory stays bounded whatever the size. The file appears at
  * its path only on `close`; `abort` (or leaving a `using` block without `close`) discards it.
  */
-export class SafetensorsRowWriter {
-  private readonly file: AtomicFile;
-  private readonly name: string;
+export class SafetensorsRowWriter extends RowFile {
   private readonly rows: number;
-  private readonly cols: number;
-  private readonly dtype: SafetensorsDType;
-  private written = 0;
 
   constructor(path: string, options: SafetensorsRowWriterOptions) {
     const op = "SafetensorsRowWriter";
@@ -117,54 +113,22 @@ export class SafetensorsRowWriter {
     if (!isSafetensorsDType(dtype)) throw new TypeError(`${op}: unknown dtype ${String(dtype)}`);
     if (metadata !== undefined) checkMetadata(metadata, op);
     const header = encodeHeader(layOut([{ name, dtype: dtypeOfSafetensors(dtype), shape: [rows, cols] }]), metadata);
-    this.file = AtomicFile.create(path, op);
-    this.name = name;
+    const file = AtomicFile.create(path, op);
+    file.write(header);
+    super(file, op, cols, dtypeOfSafetensors(dtype), { rows, of: `'${name}'` });
     this.rows = rows;
-    this.cols = cols;
-    this.dtype = dtype;
-    this.file.write(header);
-  }
-
-  /** Rows appended so far. */
-  get rowsWritten(): number {
-    return this.written;
-  }
-
-  /** Appends `rows` ([n, cols], of the writer's dtype), written to the file before returning. */
-  append(rows: Tensor): void {
-    const op = `SafetensorsRowWriter.append (${this.file.path})`;
-    this.checkOpen(op);
-    const n = checkRows(rows, this.cols, dtypeOfSafetensors(this.dtype), op);
-    if (this.written + n > this.rows) {
-      throw new RangeError(`${op}: ${this.written} + ${n} rows exceed the ${this.rows} declared for '${this.name}'`);
-    }
-    this.file.write(rows.toBytes());
-    this.written += n;
   }
 
   /** Checks that every declared row was written and puts the file in place. */
   close(): void {
     const op = `SafetensorsRowWriter.close (${this.file.path})`;
     this.checkOpen(op);
-    if (this.written !== this.rows) {
+    if (this.rowsWritten !== this.rows) {
       this.abort();
       throw new Error(
-        `${op}: only ${this.written} of the ${this.rows} declared rows were written; the file was discarded`,
+        `${op}: only ${this.rowsWritten} of the ${this.rows} declared rows were written; the file was discarded`,
       );
     }
     this.file.commit();
-  }
-
-  /** Discards the unfinished file. Idempotent. */
-  abort(): void {
-    this.file.abort();
-  }
-
-  [Symbol.dispose](): void {
-    this.abort();
-  }
-
-  private checkOpen(op: string): void {
-    if (!this.file.isOpen) throw new Error(`${op}: the writer is already closed or aborted`);
   }
 }
