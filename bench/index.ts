@@ -5,7 +5,8 @@
 // MOCO_BENCH_THREADS, default 2; also exported as OMP/MKL/OPENBLAS_NUM_THREADS to both sides). Our
 // side runs in a child process (`--child <entry>`), so its peak memory and JIT state are its own. The
 // sides alternate for a few rounds; the best round of each side is kept. Metrics compared against a
-// bound (another entry's figure from this same invocation) instead of Python get a second table.
+// bound (another entry's figure from this same invocation) instead of Python get a second table; the
+// other metrics of an entry without a Python side are shown as ours alone.
 // Prints the table(s) and writes runs/bench-<date>.json.
 import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -15,6 +16,7 @@ import { fileURLToPath } from "node:url";
 
 import { buildInfo, getNumThreads, setNumThreads } from "../src/torch/index.js";
 import { dataPipeline } from "./data-pipeline.js";
+import { distScaling } from "./dist-scaling.js";
 import { embedThroughput } from "./embed-throughput.js";
 import type { BenchEntry, BoundSpec, Measurement, MetricSpec, RunContext } from "./framework.js";
 import { matmul512 } from "./matmul512.js";
@@ -31,6 +33,7 @@ export const ENTRIES: readonly BenchEntry[] = [
   mocoFmnistStep,
   dataPipeline,
   embedThroughput,
+  distScaling,
 ];
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -170,8 +173,9 @@ interface Row {
   unit: string;
   better: "lower" | "higher";
   ours: number;
-  python: number;
-  ratio: number;
+  /** Null for an entry without a Python side (the metric is ours alone). */
+  python: number | null;
+  ratio: number | null;
   target: number | null;
   meetsTarget: boolean | null;
   digits: number;
@@ -241,10 +245,11 @@ function rowsFor(entry: BenchEntry, ours: Measurement[], python: Measurement[]):
     .filter((spec) => spec.bound === undefined)
     .map((spec) => {
       const o = best(spec, ours);
-      const p = best(spec, python);
-      const ratio = o / p;
-      const target = spec.informational ? null : (spec.target ?? null);
-      const meetsTarget = target === null ? null : spec.better === "lower" ? ratio <= target : ratio >= target;
+      const p = entry.python === undefined ? null : best(spec, python);
+      const ratio = p === null ? null : o / p;
+      const target = spec.informational || ratio === null ? null : (spec.target ?? null);
+      const meetsTarget =
+        target === null || ratio === null ? null : spec.better === "lower" ? ratio <= target : ratio >= target;
       return {
         entry: entry.name,
         metric: spec.label,
@@ -273,8 +278,8 @@ function formatTable(rows: Row[], skipped: { entry: string; reason: string }[]):
     r.metric,
     `${r.unit} (${r.better} is better)`,
     r.ours.toFixed(r.digits),
-    r.python.toFixed(r.digits),
-    r.ratio.toFixed(3),
+    r.python === null ? "-" : r.python.toFixed(r.digits),
+    r.ratio === null ? "-" : r.ratio.toFixed(3),
     targetCell(r),
   ]);
   for (const s of skipped) body.push([s.entry, `skipped: ${s.reason}`, "", "", "", "", ""]);

@@ -1,25 +1,14 @@
 // Runs a script as the ranks of a distributed job on 127.0.0.1: one Node child per rank, with the
 // env:// variables set, as torchrun would.
 import { spawn } from "node:child_process";
-import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort } from "../../src/dist/free-port.js";
+
+export { freePort };
 
 export const HELPERS = dirname(fileURLToPath(import.meta.url));
 export const ROOT = join(HELPERS, "..", "..");
-
-/** A TCP port that was free a moment ago (the kernel's pick for port 0). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export interface RankResult {
   rank: number;
