@@ -104,6 +104,17 @@ test("dispose is idempotent and `using` frees at block exit", () => {
   assert.equal(liveTensors(), before);
 });
 
+test("tensors never disposed: the GC safety net alone keeps native memory bounded, without explicit gc()", () => {
+  // 3000 × 1 MiB dropped on the floor. V8 learns of the native memory only for tensors that reach
+  // the safety net (not for scoped or disposed ones), and that is enough to make it collect.
+  const child = spawnSync(process.execPath, ["--import", "tsx", "test/helpers/gc-only-loop.ts", "3000"], {
+    encoding: "utf8",
+  });
+  assert.equal(child.status, 0, child.stderr);
+  const { peakMiB } = JSON.parse(child.stdout) as { peakMiB: number };
+  assert.ok(peakMiB < 1500, `peak RSS ${peakMiB.toFixed(0)} MiB for 3000 MiB of dropped tensors`);
+});
+
 test("unreferenced tensors are eventually freed by the GC backstop", async () => {
   const before = liveTensors();
   for (let i = 0; i < 100; i++) randn([1000]);

@@ -116,12 +116,19 @@ Napi::Value wrap(Napi::Env env, at::Tensor t) {
     tab.free.pop_back();
   }
   slot->tensor = std::move(t);
-  slot->accountedBytes = slot->tensor.is_cpu() ? static_cast<int64_t>(slot->tensor.nbytes()) : 0;
+  // Not reported to V8 yet: most tensors are freed by dispose or a scope, and reporting them would
+  // make V8 run full collections for memory it cannot free (see accountExternal).
+  slot->accountedBytes = 0;
   ++liveTensors;
-  if (slot->accountedBytes > 0) Napi::MemoryManagement::AdjustExternalMemory(env, slot->accountedBytes);
   napi_value value;
   NAPI_THROW_IF_FAILED(env, napi_create_bigint_uint64(env, encode(tab, *slot), &value), Napi::Value());
   return Napi::Value(env, value);
+}
+
+void accountExternal(Napi::Env env, Holder* h) {
+  if (!h->tensor.defined() || h->accountedBytes > 0 || !h->tensor.is_cpu()) return;
+  h->accountedBytes = static_cast<int64_t>(h->tensor.nbytes());
+  if (h->accountedBytes > 0) Napi::MemoryManagement::AdjustExternalMemory(env, h->accountedBytes);
 }
 
 void releaseHolder(Napi::Env env, Holder* h) {

@@ -75,6 +75,9 @@ void def(Napi::Env env, Napi::Object exports, const char* name, OpFn fn);
 
 // Wraps a result tensor as a new JS handle (counted, with external-memory accounting).
 Napi::Value wrap(Napi::Env env, at::Tensor t);
+// Reports the tensor's bytes to V8 as external memory, so that tensors left to the garbage
+// collector (the FinalizationRegistry safety net) make V8 collect; once per tensor.
+void accountExternal(Napi::Env env, Holder* h);
 void releaseHolder(Napi::Env env, Holder* h);
 int64_t liveTensorCount();
 

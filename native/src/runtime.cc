@@ -57,6 +57,10 @@ Napi::Value dispose(Args& a) {
   releaseHolder(a.env(), a.holder(0));
   return a.undefined();
 }
+Napi::Value accountExternalMemory(Args& a) {
+  accountExternal(a.env(), a.holder(0));
+  return a.undefined();
+}
 Napi::Value isDisposed(Args& a) { return Napi::Boolean::New(a.env(), !a.holder(0)->tensor.defined()); }
 Napi::Value liveTensors(Args& a) { return Napi::Number::New(a.env(), static_cast<double>(liveTensorCount())); }
 
@@ -73,6 +77,7 @@ Napi::Value buildInfo(Args& a) {
 
 void registerRuntime(Napi::Env env, Napi::Object exports) {
   def(env, exports, "manualSeed", manualSeed);
+  def(env, exports, "accountExternalMemory", accountExternalMemory);
   def(env, exports, "getRngState", getRngState);
   def(env, exports, "setRngState", setRngState);
   def(env, exports, "setNumThreads", setNumThreads);

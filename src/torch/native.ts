@@ -221,6 +221,8 @@ export interface NativeBinding {
   setNumThreads(n: number): void;
   getNumThreads(): number;
   dispose(self: H): void;
+  /** Reports the tensor's bytes to V8 as external memory (for tensors left to the GC safety net). */
+  accountExternalMemory(self: H): void;
   isDisposed(self: H): boolean;
   liveTensors(): number;
   buildInfo(): { torchVersion: string; cudaAvailable: boolean; cudaDeviceCount: number; parallelInfo: string };
