@@ -3,7 +3,7 @@ import type { FeatureKind } from "../encoder/encoder.js";
 import { INDEX_FILES, writeEmbeddingIndex } from "../search/store.js";
 import { DATA_FLAGS, openEvalData } from "./eval-data.js";
 import { ENCODER_FLAGS, encoderFromFlags } from "./encoder-flags.js";
-import { FlagReader, UsageError, flagHelp, parseFlags, type Flag } from "./flags.js";
+import { UsageError, flagHelp, parseCommand, type Flag } from "./flags.js";
 
 const EMBED_FLAGS: readonly Flag[] = [
   ...ENCODER_FLAGS,
@@ -25,14 +25,14 @@ labeled, and ${INDEX_FILES.meta} (how they were made; moco search reads it).
 ${flagHelp(EMBED_FLAGS)}`;
 
 export async function runEmbed(argv: string[]): Promise<number> {
-  const parsed = parseFlags(argv, EMBED_FLAGS);
-  if (parsed.help) {
-    console.log(EMBED_HELP);
-    return 0;
-  }
-  if (parsed.positionals.length > 1)
-    throw new UsageError(`embed takes one data folder, got ${parsed.positionals.length}`);
-  const flags = new FlagReader(parsed);
+  const command = parseCommand(argv, {
+    name: "embed",
+    flags: EMBED_FLAGS,
+    help: EMBED_HELP,
+    positionals: { max: 1, what: "one data folder" },
+  });
+  if (command === null) return 0;
+  const { flags, positionals } = command;
   const features = flags.choice<FeatureKind>("features", ["backbone", "head"]);
   const split = flags.choice("split", ["train", "test"] as const);
   const log = (line: string) => console.error(line);
@@ -40,7 +40,7 @@ export async function runEmbed(argv: string[]): Promise<number> {
   try {
     if (features === "head" && !encoder.hasHead)
       throw new UsageError(`${encoder.info.path} has no head: --features backbone`);
-    const dataDir = parsed.positionals[0];
+    const dataDir = positionals[0];
     const data = await openEvalData(flags, encoder, dataDir, [split], log);
     try {
       const dataset = data.splits.get(split);

@@ -24,15 +24,20 @@ export const ENCODER_FLAGS: readonly Flag[] = [
   { flag: "part", kind: "string", help: "MoCo checkpoints: query | key encoder", default: "query" },
 ];
 
-/** Loads --pretrained (checked against --arch) and applies --threads. */
-export function encoderFromFlags(flags: FlagReader, log: (line: string) => void): Encoder {
-  if (!flags.has("pretrained")) throw new UsageError("--pretrained FILE is required");
+/** Loads --pretrained (or `fallback`, e.g. the file a resumed run names; checked against --arch) and applies --threads. */
+export function encoderFromFlags(
+  flags: FlagReader,
+  log: (line: string) => void,
+  fallback: string | null = null,
+): Encoder {
+  const path = flags.optionalString("pretrained") ?? fallback;
+  if (path === null) throw new UsageError("--pretrained FILE is required");
   const threads = flags.optionalNumber("threads");
   if (threads !== null && threads < 1) throw new UsageError(`--threads must be >= 1, got ${threads}`);
   setNumThreads(threads ?? availableParallelism());
   const part = flags.choice<EncoderPart>("part", ["query", "key"]);
   const arch = flags.optionalString("arch");
-  const encoder = loadEncoder(flags.string("pretrained"), { part, ...(arch === null ? {} : { arch }) });
+  const encoder = loadEncoder(path, { part, ...(arch === null ? {} : { arch }) });
   log(`encoder: ${encoder.describe()}`);
   return encoder;
 }

@@ -21,10 +21,9 @@ export const DATA_FLAGS: readonly Flag[] = [
     flag: "image-size",
     kind: "nullableInt",
     help: "crop size fed to the network (default: the pretraining crop size, else the images' own; folders 224, or 64 for CIFAR-stem networks)",
-    default: null,
   },
   { flag: "skip-bad-images", kind: "bool", help: "leave out unreadable images of a folder (reported)", default: false },
-  { flag: "threads", kind: "nullableInt", help: "intra-op threads (default: all cores)", default: null },
+  { flag: "threads", kind: "nullableInt", help: "intra-op threads (default: all cores)" },
 ];
 
 export interface EvalData {

@@ -5,7 +5,7 @@ import { dirname } from "node:path";
 
 import { exportBackbone, EXPORT_FORMATS, type ExportFormat } from "../export/backbone.js";
 import { ENCODER_FLAGS, encoderFromFlags } from "./encoder-flags.js";
-import { FlagReader, UsageError, flagHelp, parseFlags, type Flag } from "./flags.js";
+import { flagHelp, parseCommand, type Flag } from "./flags.js";
 
 const EXPORT_FLAGS: readonly Flag[] = [
   ...ENCODER_FLAGS,
@@ -21,11 +21,10 @@ const EXPORT_FLAGS: readonly Flag[] = [
     flag: "image-size",
     kind: "nullableInt",
     help: "ONNX: input height and width (default: the pretraining crop size, else 28/32 for the small datasets, 224)",
-    default: null,
   },
   { flag: "opset", kind: "int", help: "ONNX operator set (13 to 17)", default: 17 },
   { flag: "fold-bn", kind: "bool", help: "ONNX: fold BatchNorm into the convolutions", default: true },
-  { flag: "threads", kind: "nullableInt", help: "intra-op threads (default: all cores)", default: null },
+  { flag: "threads", kind: "nullableInt", help: "intra-op threads (default: all cores)" },
 ];
 
 export const EXPORT_HELP = `Usage: moco export --pretrained FILE --format FORMAT --out FILE [options]
@@ -40,14 +39,14 @@ Writes the encoder's backbone (and with --head its fc) for transfer:
 ${flagHelp(EXPORT_FLAGS)}`;
 
 export async function runExport(argv: string[]): Promise<number> {
-  const parsed = parseFlags(argv, EXPORT_FLAGS);
-  if (parsed.help) {
-    console.log(EXPORT_HELP);
-    return 0;
-  }
-  if (parsed.positionals.length > 0)
-    throw new UsageError(`export takes no positional arguments, got '${parsed.positionals[0]}'`);
-  const flags = new FlagReader(parsed);
+  const command = parseCommand(argv, {
+    name: "export",
+    flags: EXPORT_FLAGS,
+    help: EXPORT_HELP,
+    positionals: { max: 0, what: "nothing" },
+  });
+  if (command === null) return 0;
+  const { flags } = command;
   const format = flags.choice<ExportFormat>("format", EXPORT_FORMATS);
   const out = flags.string("out");
   const log = (line: string) => console.error(line);

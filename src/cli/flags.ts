@@ -155,3 +155,28 @@ export class FlagReader {
     return value as T;
   }
 }
+
+export interface CommandSpec {
+  name: string;
+  flags: readonly Flag[];
+  help: string;
+  /** The most positional arguments the command takes, and what they are (for the message). */
+  positionals: { max: number; what: string };
+}
+
+/** Parses a command line; null when --help was asked for (and printed). */
+export function parseCommand(argv: string[], spec: CommandSpec): { flags: FlagReader; positionals: string[] } | null {
+  const parsed = parseFlags(argv, spec.flags);
+  if (parsed.help) {
+    console.log(spec.help);
+    return null;
+  }
+  const { max, what } = spec.positionals;
+  if (parsed.positionals.length > max)
+    throw new UsageError(
+      max === 0
+        ? `${spec.name} takes no positional arguments, got '${parsed.positionals[0]}'`
+        : `${spec.name} takes ${what}, got ${parsed.positionals.length} arguments`,
+    );
+  return { flags: new FlagReader(parsed), positionals: parsed.positionals };
+}

@@ -8,7 +8,7 @@ import { KNN_DEFAULTS } from "../eval/knn.js";
 import type { FeatureKind } from "../encoder/encoder.js";
 import { DATA_FLAGS, openEvalData } from "./eval-data.js";
 import { ENCODER_FLAGS, encoderFromFlags, writeJson } from "./encoder-flags.js";
-import { FlagReader, UsageError, flagHelp, parseFlags, type Flag } from "./flags.js";
+import { UsageError, flagHelp, parseCommand, type Flag } from "./flags.js";
 
 const KNN_FLAGS: readonly Flag[] = [
   ...ENCODER_FLAGS,
@@ -36,21 +36,21 @@ confusion.csv into --out.
 ${flagHelp(KNN_FLAGS)}`;
 
 export async function runKnn(argv: string[]): Promise<number> {
-  const parsed = parseFlags(argv, KNN_FLAGS);
-  if (parsed.help) {
-    console.log(KNN_HELP);
-    return 0;
-  }
-  if (parsed.positionals.length > 1)
-    throw new UsageError(`knn takes one data folder, got ${parsed.positionals.length}`);
-  const flags = new FlagReader(parsed);
+  const command = parseCommand(argv, {
+    name: "knn",
+    flags: KNN_FLAGS,
+    help: KNN_HELP,
+    positionals: { max: 1, what: "one data folder" },
+  });
+  if (command === null) return 0;
+  const { flags, positionals } = command;
   const features = flags.choice<FeatureKind>("features", ["backbone", "head"]);
   const log = (line: string) => console.error(line);
   const encoder = encoderFromFlags(flags, log);
   try {
     if (features === "head" && !encoder.hasHead)
       throw new UsageError(`${encoder.info.path} has no head: --features backbone`);
-    const data = await openEvalData(flags, encoder, parsed.positionals[0], ["train", "test"], log);
+    const data = await openEvalData(flags, encoder, positionals[0], ["train", "test"], log);
     try {
       const bank = data.splits.get("train");
       const test = data.splits.get("test");

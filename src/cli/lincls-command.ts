@@ -18,7 +18,7 @@ import { collectTensors } from "../encoder/sources.js";
 import { DATA_FLAGS, openEvalData } from "./eval-data.js";
 import { ENCODER_FLAGS, encoderFromFlags, writeJson } from "./encoder-flags.js";
 import { listenForInterrupt } from "./interrupt.js";
-import { FlagReader, UsageError, flagHelp, parseFlags, type Flag } from "./flags.js";
+import { FlagReader, UsageError, flagHelp, parseCommand, type Flag } from "./flags.js";
 
 const D = LINCLS_DEFAULTS;
 const LINCLS_FLAGS: readonly Flag[] = [
@@ -198,26 +198,25 @@ async function evaluateOnly(flags: FlagReader, argvData: string | undefined): Pr
 }
 
 export async function runLincls(argv: string[]): Promise<number> {
-  const parsed = parseFlags(argv, LINCLS_FLAGS);
-  if (parsed.help) {
-    console.log(LINCLS_HELP);
-    return 0;
-  }
-  if (parsed.positionals.length > 1)
-    throw new UsageError(`lincls takes one data folder, got ${parsed.positionals.length}`);
-  const flags = new FlagReader(parsed);
-  if (flags.bool("evaluate")) return evaluateOnly(flags, parsed.positionals[0]);
+  const command = parseCommand(argv, {
+    name: "lincls",
+    flags: LINCLS_FLAGS,
+    help: LINCLS_HELP,
+    positionals: { max: 1, what: "one data folder" },
+  });
+  if (command === null) return 0;
+  const { flags, positionals } = command;
+  if (flags.bool("evaluate")) return evaluateOnly(flags, positionals[0]);
   const log = (line: string) => console.error(line);
 
   const resumePath = flags.optionalString("resume");
   const saved = resumePath === null ? null : readLinclsCheckpoint(resumePath);
   try {
-    if (saved !== null && !flags.given("pretrained")) parsed.values.set("pretrained", saved.pretrained);
     const config = configFromFlags(flags, saved?.config ?? null);
-    const encoder = encoderFromFlags(flags, log);
+    const encoder = encoderFromFlags(flags, log, saved?.pretrained ?? null);
     try {
-      const pretrained = flags.string("pretrained");
-      const data = await openEvalData(flags, encoder, parsed.positionals[0], ["train", "test"], log);
+      const pretrained = encoder.info.path;
+      const data = await openEvalData(flags, encoder, positionals[0], ["train", "test"], log);
       try {
         const train = data.splits.get("train");
         const val = data.splits.get("test");

@@ -13,7 +13,7 @@ import { nearestNeighbours } from "../search/search.js";
 import { readEmbeddingIndex, type IndexMeta } from "../search/store.js";
 import { cat, fromTypedArray, keep, scope, type Tensor } from "../torch/index.js";
 import { writeJson } from "./encoder-flags.js";
-import { FlagReader, UsageError, flagHelp, parseFlags, type Flag } from "./flags.js";
+import { UsageError, flagHelp, parseCommand, type Flag } from "./flags.js";
 
 const SEARCH_FLAGS: readonly Flag[] = [
   { flag: "index", kind: "string", meta: "DIR", help: "an index folder written by moco embed (required)" },
@@ -82,14 +82,16 @@ async function openIndexedDataset(meta: IndexMeta): Promise<ImageDataset | null>
 }
 
 export async function runSearch(argv: string[]): Promise<number> {
-  const parsed = parseFlags(argv, SEARCH_FLAGS);
-  if (parsed.help) {
-    console.log(SEARCH_HELP);
-    return 0;
-  }
-  const flags = new FlagReader(parsed);
+  const command = parseCommand(argv, {
+    name: "search",
+    flags: SEARCH_FLAGS,
+    help: SEARCH_HELP,
+    positionals: { max: Number.POSITIVE_INFINITY, what: "query images" },
+  });
+  if (command === null) return 0;
+  const { flags, positionals } = command;
   if (!flags.has("index")) throw new UsageError("--index DIR is required (make one with moco embed)");
-  if (parsed.positionals.length === 0) throw new UsageError("search needs at least one query image or folder");
+  if (positionals.length === 0) throw new UsageError("search needs at least one query image or folder");
   const k = flags.number("k");
   if (k < 1) throw new UsageError(`--k must be >= 1, got ${k}`);
   const index = readEmbeddingIndex(flags.string("index"));
@@ -100,7 +102,7 @@ export async function runSearch(argv: string[]): Promise<number> {
     try {
       if (encoder.dim(meta.features) !== meta.dim)
         throw new UsageError(`the encoder's ${meta.features} features do not have the index's dimension ${meta.dim}`);
-      const files = await queryFiles(parsed.positionals);
+      const files = await queryFiles(positionals);
       if (files.length === 0) throw new UsageError("no query images found");
       const images = await decodeQueries(files, meta);
       const queries = scope(() => {
