@@ -129,7 +129,7 @@ export class Tensor implements ScopedResource {
     this.#watched = true;
     registry.register(this, this.handle, this);
     // Only now does V8 learn of the native memory: what scopes and dispose free must not make it
-    // run full collections (which cost a few percent of a training step when every tensor counted).
+    // run full collections (7 per ResNet-18 MoCo step when every tensor was reported).
     native.accountExternalMemory(this.handle);
   }
 
