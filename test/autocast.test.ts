@@ -17,6 +17,7 @@ import {
   getAutocastDtype,
   isAutocastEnabled,
   manualSeed,
+  noGrad,
   randint,
   randn,
   scope,
@@ -191,6 +192,21 @@ describe("autocast: the region", () => {
     });
     assert.equal(isAutocastEnabled("cpu"), false);
     assert.equal(getAutocastDtype("cpu"), before);
+  });
+
+  test("leaving the outermost region clears libtorch's cache of bf16 weight copies", () => {
+    scope(() => {
+      // The cache holds the bf16 copy of a float32 leaf that requires grad (a weight) for the rest
+      // of the region. A weight updated between two regions must be cast afresh in the second.
+      const w = randn([8, 4]).requiresGrad_();
+      const x = randn([3, 8]);
+      const first = bf16(() => bf16(() => x.mm(w)).detach());
+      noGrad(() => w.add_(1));
+      const second = bf16(() => x.mm(w)).detach();
+      const expected = noGrad(() => x.to("bfloat16").mm(w.to("bfloat16")));
+      assert.ok(second.equal(expected), "the second region sees the updated weight");
+      assert.ok(!second.equal(first));
+    });
   });
 
   test("a throw inside restores the previous state and propagates", () => {
