@@ -74,11 +74,6 @@ const char* memoryFormatName(c10::MemoryFormat f) {
 
 // (self, format | null)
 Napi::Value contiguous(Args& a) { return a.ret(a.t(0).contiguous(memoryFormat(a, 1))); }
-// (self, format | null): a copy in the memory format (Preserve keeps the input's, as Tensor.to does).
-Napi::Value toMemoryFormat(Args& a) {
-  const auto& t = a.t(0);
-  return a.ret(t.to(t.options(), false, false, memoryFormat(a, 1)));
-}
 Napi::Value suggestMemoryFormat(Args& a) {
   return Napi::String::New(a.env(), memoryFormatName(a.t(0).suggest_memory_format()));
 }
@@ -139,7 +134,6 @@ void registerCreation(Napi::Env env, Napi::Object exports) {
   def(env, exports, "toBytes", toBytes);
   def(env, exports, "clone", clone);
   def(env, exports, "contiguous", contiguous);
-  def(env, exports, "toMemoryFormat", toMemoryFormat);
   def(env, exports, "suggestMemoryFormat", suggestMemoryFormat);
   def(env, exports, "toDtype", toDtype);
   def(env, exports, "toDevice", toDevice);

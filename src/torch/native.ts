@@ -37,7 +37,6 @@ export interface NativeBinding {
   toBytes(self: H): ArrayBuffer;
   clone: Un;
   contiguous(self: H, memoryFormat: string | null): H;
-  toMemoryFormat(self: H, memoryFormat: string | null): H;
   suggestMemoryFormat(self: H): "contiguous" | "channelsLast" | "channelsLast3d";
   toDtype(self: H, dtype: number): H;
   toDevice(self: H, device: string): H;
