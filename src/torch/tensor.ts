@@ -248,7 +248,7 @@ export class Tensor implements ScopedResource {
   clone(): Tensor {
     return new Tensor(native.clone(this.handle));
   }
-  /** Dense in the memory format's order (default row-major): this tensor itself when it already is. */
+  /** Dense in the memory format's order (default row-major); shares this storage when it already is. */
   contiguous(options: { memoryFormat?: MemoryFormat } = {}): Tensor {
     const format = options.memoryFormat === undefined ? null : checkMemoryFormat(options.memoryFormat, "contiguous");
     return new Tensor(native.contiguous(this.handle, format));
