@@ -22,12 +22,14 @@ import type { BenchEntry, BoundSpec, Measurement, MetricSpec, RunContext } from 
 import { matmul512 } from "./matmul512.js";
 import { mocoCifarStep, mocoFmnistStep } from "./moco-train-step.js";
 import { opOverhead } from "./op-overhead.js";
+import { peakMatmul } from "./peak-matmul.js";
 import { resnet18TrainStep } from "./resnet18-train-step.js";
 
 /** The registered entries, in the order they run (an entry that bounds another comes before it). */
 export const ENTRIES: readonly BenchEntry[] = [
   opOverhead,
   matmul512,
+  peakMatmul,
   resnet18TrainStep,
   mocoCifarStep,
   mocoFmnistStep,

@@ -32,6 +32,8 @@ static Napi::Object initAddon(Napi::Env env, Napi::Object exports) {
   moco::registerAutograd(env, exports);
   moco::registerRuntime(env, exports);
   moco::registerDist(env, exports);
+  moco::registerAutocast(env, exports);
+  moco::registerForeach(env, exports);
   return exports;
 }
 

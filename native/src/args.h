@@ -89,5 +89,7 @@ void registerNn(Napi::Env env, Napi::Object exports);
 void registerAutograd(Napi::Env env, Napi::Object exports);
 void registerRuntime(Napi::Env env, Napi::Object exports);
 void registerDist(Napi::Env env, Napi::Object exports);
+void registerAutocast(Napi::Env env, Napi::Object exports);
+void registerForeach(Napi::Env env, Napi::Object exports);
 
 }  // namespace moco

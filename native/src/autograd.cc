@@ -36,6 +36,14 @@ Napi::Value backward(Args& a) {
   a.t(0).backward(a.optT(1), retain, a.b(3));
   return a.undefined();
 }
+// PyTorch's `t.data = other`: the tensor behind this handle (and every handle that shares it) takes
+// other's storage, dtype and layout, keeping its identity, grad and requires_grad. Module.to uses it so
+// that optimizers and MoCo's parameter lists keep seeing the converted parameters.
+Napi::Value setData(Args& a) {
+  at::Tensor self = a.t(0);
+  self.set_data(a.t(1));
+  return a.undefined();
+}
 Napi::Value detach(Args& a) { return a.ret(a.t(0).detach()); }
 Napi::Value gradFnName(Args& a) {
   const auto& fn = a.t(0).grad_fn();
@@ -56,6 +64,7 @@ void registerAutograd(Napi::Env env, Napi::Object exports) {
   def(env, exports, "grad", grad);
   def(env, exports, "setGrad", setGrad);
   def(env, exports, "backward", backward);
+  def(env, exports, "setData", setData);
   def(env, exports, "detach", detach);
   def(env, exports, "gradFnName", gradFnName);
   def(env, exports, "version", version);

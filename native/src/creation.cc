@@ -51,7 +51,32 @@ Napi::Value toBytes(Args& a) {
 }
 
 Napi::Value clone(Args& a) { return a.ret(a.t(0).clone()); }
-Napi::Value contiguous(Args& a) { return a.ret(a.t(0).contiguous()); }
+// Memory formats by the names the TypeScript layer uses (PyTorch's torch.contiguous_format, ...).
+c10::MemoryFormat memoryFormat(Args& a, size_t i) {
+  if (a.isNullish(i)) return c10::MemoryFormat::Contiguous;
+  std::string f = a.str(i);
+  if (f == "contiguous") return c10::MemoryFormat::Contiguous;
+  if (f == "channelsLast") return c10::MemoryFormat::ChannelsLast;
+  if (f == "channelsLast3d") return c10::MemoryFormat::ChannelsLast3d;
+  if (f == "preserve") return c10::MemoryFormat::Preserve;
+  throw ArgError("argument " + std::to_string(i) + ": unknown memory format \"" + f + "\"");
+}
+const char* memoryFormatName(c10::MemoryFormat f) {
+  switch (f) {
+    case c10::MemoryFormat::ChannelsLast:
+      return "channelsLast";
+    case c10::MemoryFormat::ChannelsLast3d:
+      return "channelsLast3d";
+    default:
+      return "contiguous";
+  }
+}
+
+// (self, format | null)
+Napi::Value contiguous(Args& a) { return a.ret(a.t(0).contiguous(memoryFormat(a, 1))); }
+Napi::Value suggestMemoryFormat(Args& a) {
+  return Napi::String::New(a.env(), memoryFormatName(a.t(0).suggest_memory_format()));
+}
 Napi::Value toDtype(Args& a) { return a.ret(a.t(0).to(a.dtype(1))); }
 Napi::Value toDevice(Args& a) { return a.ret(a.t(0).to(c10::Device(a.str(1)))); }
 
@@ -70,7 +95,10 @@ Napi::Value strides(Args& a) {
 Napi::Value storageOffset(Args& a) { return Napi::Number::New(a.env(), static_cast<double>(a.t(0).storage_offset())); }
 Napi::Value dtype(Args& a) { return Napi::Number::New(a.env(), static_cast<int>(a.t(0).scalar_type())); }
 Napi::Value device(Args& a) { return Napi::String::New(a.env(), a.t(0).device().str()); }
-Napi::Value isContiguous(Args& a) { return Napi::Boolean::New(a.env(), a.t(0).is_contiguous()); }
+// (self, format | null)
+Napi::Value isContiguous(Args& a) {
+  return Napi::Boolean::New(a.env(), a.t(0).is_contiguous(memoryFormat(a, 1)));
+}
 // Identifies the storage so that savers can keep views of one storage together.
 Napi::Value storageId(Args& a) {
   const auto& t = a.t(0);
@@ -106,6 +134,7 @@ void registerCreation(Napi::Env env, Napi::Object exports) {
   def(env, exports, "toBytes", toBytes);
   def(env, exports, "clone", clone);
   def(env, exports, "contiguous", contiguous);
+  def(env, exports, "suggestMemoryFormat", suggestMemoryFormat);
   def(env, exports, "toDtype", toDtype);
   def(env, exports, "toDevice", toDevice);
   def(env, exports, "shape", shape);

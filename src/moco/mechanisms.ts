@@ -1,7 +1,7 @@
 // The mechanisms of MoCo, one small helper each, all without gradients and updating in place
 // (He et al., "Momentum Contrast for Unsupervised Visual Representation Learning", arXiv 1911.05722).
 import type { Module } from "../nn/index.js";
-import { cat, noGrad, randperm, zeros, type Tensor } from "../torch/index.js";
+import { cat, foreachAdd_, foreachMul_, noGrad, randperm, zeros, type Tensor } from "../torch/index.js";
 
 /** Logits N×(1+K) and the index of the positive (0) for each of the N queries. */
 export interface ContrastiveLogits {
@@ -30,7 +30,9 @@ export function momentumUpdate(keyEncoder: Module, queryEncoder: Module, m: numb
     if (keyParams.length !== queryParams.length) {
       throw new Error(`momentumUpdate: encoders differ (${keyParams.length} vs ${queryParams.length} parameters)`);
     }
-    keyParams.forEach((k, i) => k.mul_(m).add_(queryParams[i] as Tensor, 1 - m));
+    // Two native calls for all parameters; per tensor, exactly k.mul_(m).add_(q, 1 - m).
+    foreachMul_(keyParams, m);
+    foreachAdd_(keyParams, queryParams, 1 - m);
   });
 }
 

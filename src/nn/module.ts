@@ -10,7 +10,7 @@
 // `copy()`, `loadStateDict()` and `toDevice()` see everything. Other own fields should be plain
 // configuration values (numbers, strings, booleans, functions, frozen arrays); `copy()` copies them
 // shallowly. Do not keep state in `#private` fields: `copy()` cannot see them.
-import { Tensor, keep, noGrad, type Shape } from "../torch/index.js";
+import { DTYPES, Tensor, keep, noGrad, type DType, type MemoryFormat, type Shape } from "../torch/index.js";
 
 /** A state dict: names to tensors, in PyTorch's order (an ordered Map, like Python's OrderedDict). */
 export type StateDict = Map<string, Tensor>;
@@ -491,6 +491,50 @@ export abstract class Module<TIn extends unknown[] = [Tensor], TOut = Tensor> {
       for (const [k, t] of m._buffers) if (t !== null) m._buffers.set(k, move(t, false));
     }
     for (const [old, c] of moved) if (old !== c) old.dispose();
+    return this;
+  }
+
+  /**
+   * PyTorch's `module.to(dtype=..., memory_format=...)`: floating parameters and buffers (and their
+   * gradients) to `dtype`; 4-d and 5-d ones to `memoryFormat` (e.g. "channelsLast" for the conv
+   * weights; 1-d BN parameters are untouched, as in PyTorch). Tensors are converted in place of their
+   * data, as PyTorch's `param.data = ...`: the same Tensor objects, so optimizers and parameter lists
+   * taken before stay valid. Returns this.
+   */
+  to(options: { dtype?: DType; memoryFormat?: MemoryFormat }): this {
+    const op = "Module.to";
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError(`${op}: options must be an object like { memoryFormat: "channelsLast" }`);
+    }
+    const { dtype, memoryFormat } = options;
+    if (dtype !== undefined && !(Object.hasOwn(DTYPES, dtype) && DTYPES[dtype].isFloating)) {
+      throw new TypeError(`${op}: only floating dtypes are accepted, got ${String(dtype)}`);
+    }
+    const convert = (t: Tensor): void => {
+      const castTo = dtype !== undefined && DTYPES[t.dtype].isFloating && t.dtype !== dtype ? dtype : undefined;
+      const layout = memoryFormat !== undefined && (t.ndim === 4 || t.ndim === 5) ? memoryFormat : undefined;
+      if (castTo === undefined && (layout === undefined || t.isContiguousIn(layout))) return;
+      noGrad(() => {
+        const cast = castTo === undefined ? t : t.to(castTo);
+        const converted = layout === undefined ? cast : cast.contiguous({ memoryFormat: layout });
+        t.setData_(converted);
+        if (converted !== cast) converted.dispose();
+        if (cast !== t) cast.dispose();
+      });
+    };
+    const seen = new Set<Tensor>();
+    for (const m of this.modules()) {
+      for (const t of [...m._parameters.values(), ...m._buffers.values()]) {
+        if (t === null || seen.has(t)) continue;
+        seen.add(t);
+        convert(t);
+        const grad = t.grad;
+        if (grad !== null) {
+          convert(grad);
+          grad.dispose();
+        }
+      }
+    }
     return this;
   }
 

@@ -9,7 +9,23 @@
 //   b ← momentum · b + (1 − dampening) · g   on later steps
 //   g ← g + momentum · b if nesterov, else g ← b
 //   p ← p − lr · g
-import { Tensor, keep, noGrad, scope } from "../torch/index.js";
+//
+// Two implementations of that update, with bit-identical results: one pass per parameter
+// (`_single_tensor_sgd`), and one multi-tensor pass per group over libtorch's _foreach_* ops
+// (`_multi_tensor_sgd`), which crosses into native code a handful of times per group instead of a
+// handful of times per parameter. The group's `foreach` chooses: false the per-parameter pass, true
+// or null (the default) the multi-tensor pass.
+import {
+  Tensor,
+  foreachAdd,
+  foreachAdd_,
+  foreachMul_,
+  foreachNeg,
+  gradsOf,
+  keep,
+  noGrad,
+  scope,
+} from "../torch/index.js";
 
 /** Hyper-parameters of one parameter group (camelCase; the state dict uses PyTorch's snake_case). */
 export interface SGDHyperParams {
@@ -21,16 +37,24 @@ export interface SGDHyperParams {
   maximize: boolean;
 }
 
+/**
+ * The implementation choice, PyTorch's `foreach`: false one pass per parameter, true or null (default)
+ * the multi-tensor pass. Both give the same bits; the multi-tensor one makes fewer native calls.
+ */
+export interface SGDForeach {
+  foreach?: boolean | null;
+}
+
 /** Constructor defaults: `lr` is required, as in PyTorch. */
-export type SGDOptions = Partial<SGDHyperParams> & { lr: number };
+export type SGDOptions = Partial<SGDHyperParams> & SGDForeach & { lr: number };
 
 /** A parameter group as passed to the constructor: its own hyper-parameters override the defaults. */
-export type SGDParamGroupSpec = Partial<SGDHyperParams> & { params: Iterable<Tensor> };
+export type SGDParamGroupSpec = Partial<SGDHyperParams> & SGDForeach & { params: Iterable<Tensor> };
 
 /** A live parameter group; change `lr` (or use setLr) to schedule the learning rate. */
 export interface SGDParamGroup extends SGDHyperParams {
   readonly params: readonly Tensor[];
-  /** Carried for PyTorch's state-dict layout only (our SGD has one implementation). */
+  /** false: one pass per parameter; true or null: the multi-tensor pass (same results). */
   foreach: boolean | null;
   /** Carried for PyTorch's state-dict layout only. */
   differentiable: boolean;
@@ -130,8 +154,16 @@ function dictBool(value: unknown, name: string, where: string, fallback?: boolea
   throw new TypeError(`${OP}.loadStateDict: ${where}.${name} must be a boolean, got ${describe(value)}`);
 }
 
+function checkForeach(value: unknown, where: string): boolean | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== "boolean")
+    throw new TypeError(`${OP}: foreach must be a boolean or null${where}, got ${describe(value)}`);
+  return value;
+}
+
 export class SGD {
   readonly defaults: Readonly<SGDHyperParams>;
+  readonly #defaultForeach: boolean | null;
   readonly paramGroups: SGDParamGroup[] = [];
   /** Per-parameter state, present for every parameter that has been stepped (PyTorch's rule). */
   readonly #state = new Map<Tensor, SGDParamState>();
@@ -143,7 +175,7 @@ export class SGD {
   constructor(params: Iterable<Tensor> | Iterable<SGDParamGroupSpec>, options: SGDOptions) {
     if (typeof options !== "object" || options === null)
       throw new TypeError(`${OP}: options must be an object with lr`);
-    checkKeys(options, HYPER_KEYS, "the options");
+    checkKeys(options, [...HYPER_KEYS, "foreach"], "the options");
     if (options.lr === undefined) throw new TypeError(`${OP}: lr is required`);
     const defaults: SGDHyperParams = pickHyper(options, {
       lr: options.lr,
@@ -155,6 +187,7 @@ export class SGD {
     });
     checkHyper(defaults, "");
     this.defaults = Object.freeze(defaults);
+    this.#defaultForeach = checkForeach(options.foreach, "");
     if (params === null || typeof (params as Iterable<unknown>)?.[Symbol.iterator] !== "function") {
       throw new TypeError(`${OP}: params must be an iterable of Tensors or of parameter groups`);
     }
@@ -173,7 +206,7 @@ export class SGD {
   addParamGroup(group: SGDParamGroupSpec): void {
     const where = ` (parameter group ${this.paramGroups.length})`;
     if (typeof group !== "object" || group === null) throw new TypeError(`${OP}: a parameter group must be an object`);
-    checkKeys(group, ["params", ...HYPER_KEYS], `parameter group ${this.paramGroups.length}`);
+    checkKeys(group, ["params", ...HYPER_KEYS, "foreach"], `parameter group ${this.paramGroups.length}`);
     if (group.params === undefined || typeof group.params[Symbol.iterator] !== "function") {
       throw new TypeError(`${OP}: params of a parameter group must be an iterable of Tensors${where}`);
     }
@@ -194,7 +227,8 @@ export class SGD {
     }
     const hyper = pickHyper(group, this.defaults);
     checkHyper(hyper, where);
-    this.paramGroups.push({ ...hyper, params: Object.freeze(params), foreach: null, differentiable: false });
+    const foreach = group.foreach === undefined ? this.#defaultForeach : checkForeach(group.foreach, where);
+    this.paramGroups.push({ ...hyper, params: Object.freeze(params), foreach, differentiable: false });
   }
 
   /** Every parameter's gradient to null (PyTorch's `zero_grad(set_to_none=True)`), or to zeros in place. */
@@ -220,32 +254,85 @@ export class SGD {
     noGrad(() =>
       scope(() => {
         for (const group of this.paramGroups) {
-          const { lr, momentum, dampening, weightDecay, nesterov, maximize } = group;
-          for (const p of group.params) {
-            const grad = p.grad;
-            if (grad === null) continue;
-            let dp = maximize ? grad.neg() : grad;
-            if (weightDecay !== 0) dp = dp.add(p, weightDecay);
-            let state = this.#state.get(p);
-            if (state === undefined) {
-              state = { momentum_buffer: null };
-              this.#state.set(p, state);
-            }
-            if (momentum !== 0) {
-              let buf = state.momentum_buffer;
-              if (buf === null) {
-                buf = keep(dp.clone());
-                state.momentum_buffer = buf;
-              } else {
-                buf.mul_(momentum).add_(dp, 1 - dampening);
-              }
-              dp = nesterov ? dp.add(buf, momentum) : buf;
-            }
-            p.add_(dp, -lr);
-          }
+          if (group.foreach === false) this.#stepSingleTensor(group);
+          else this.#stepMultiTensor(group);
         }
       }),
     );
+  }
+
+  #stateFor(p: Tensor): SGDParamState {
+    let state = this.#state.get(p);
+    if (state === undefined) {
+      state = { momentum_buffer: null };
+      this.#state.set(p, state);
+    }
+    return state;
+  }
+
+  /** PyTorch's `_single_tensor_sgd`: the update, one parameter at a time. */
+  #stepSingleTensor(group: SGDParamGroup): void {
+    const { lr, momentum, dampening, weightDecay, nesterov, maximize } = group;
+    for (const p of group.params) {
+      const grad = p.grad;
+      if (grad === null) continue;
+      let dp = maximize ? grad.neg() : grad;
+      if (weightDecay !== 0) dp = dp.add(p, weightDecay);
+      const state = this.#stateFor(p);
+      if (momentum !== 0) {
+        let buf = state.momentum_buffer;
+        if (buf === null) {
+          buf = keep(dp.clone());
+          state.momentum_buffer = buf;
+        } else {
+          buf.mul_(momentum).add_(dp, 1 - dampening);
+        }
+        dp = nesterov ? dp.add(buf, momentum) : buf;
+      }
+      p.add_(dp, -lr);
+    }
+  }
+
+  /**
+   * PyTorch's `_multi_tensor_sgd`: each line of the update over all the group's parameters at once.
+   * Per parameter the same ops with the same scalars as the single-tensor pass, hence the same bits;
+   * unlike PyTorch 1.13's version it never writes into `.grad` (Nesterov's step uses a new tensor).
+   */
+  #stepMultiTensor(group: SGDParamGroup): void {
+    const { lr, momentum, dampening, weightDecay, nesterov, maximize } = group;
+    const params: Tensor[] = [];
+    const grads: Tensor[] = [];
+    gradsOf(group.params).forEach((g, i) => {
+      if (g === null) return;
+      params.push(group.params[i] as Tensor);
+      grads.push(g);
+    });
+    if (params.length === 0) return;
+    let dps = maximize ? foreachNeg(grads) : grads;
+    if (weightDecay !== 0) dps = foreachAdd(dps, params, weightDecay);
+    const states = params.map((p) => this.#stateFor(p));
+    if (momentum !== 0) {
+      const existing = states.map((s) => s.momentum_buffer);
+      let bufs: Tensor[];
+      if (existing.every((b): b is Tensor => b !== null)) {
+        bufs = existing;
+        foreachMul_(bufs, momentum);
+        foreachAdd_(bufs, dps, 1 - dampening);
+      } else {
+        // A first step (for some parameters at least): as PyTorch does, one at a time.
+        bufs = states.map((state, i) => {
+          const dp = dps[i] as Tensor;
+          const buf = state.momentum_buffer;
+          if (buf === null) {
+            state.momentum_buffer = keep(dp.clone());
+            return state.momentum_buffer;
+          }
+          return buf.mul_(momentum).add_(dp, 1 - dampening);
+        });
+      }
+      dps = nesterov ? foreachAdd(dps, bufs, momentum) : bufs;
+    }
+    foreachAdd_(params, dps, -lr);
   }
 
   /** The state of one parameter (undefined before its first step). Its tensors are the optimizer's own. */

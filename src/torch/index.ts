@@ -31,6 +31,17 @@ export { bincount, cat, einsum, matmul, stack, where } from "./ops.js";
 export { enableGrad, isGradEnabled, noGrad } from "./autograd.js";
 export { keep, scope } from "./scope.js";
 export {
+  autocast,
+  getAutocastDtype,
+  isAutocastEnabled,
+  AutocastError,
+  type AutocastDeviceType,
+  type AutocastDType,
+  type AutocastOptions,
+} from "./autocast.js";
+export { foreachAdd, foreachAdd_, foreachMul_, foreachNeg, gradsOf } from "./foreach.js";
+export { type MemoryFormat } from "./memory-format.js";
+export {
   buildInfo,
   getNumThreads,
   getRngState,

@@ -36,7 +36,8 @@ export interface NativeBinding {
   fromBytes(bytes: Uint8Array, dtype: number, shape: Ints): H;
   toBytes(self: H): ArrayBuffer;
   clone: Un;
-  contiguous: Un;
+  contiguous(self: H, memoryFormat: string | null): H;
+  suggestMemoryFormat(self: H): "contiguous" | "channelsLast" | "channelsLast3d";
   toDtype(self: H, dtype: number): H;
   toDevice(self: H, device: string): H;
   shape(self: H): number[];
@@ -44,7 +45,7 @@ export interface NativeBinding {
   storageOffset(self: H): number;
   dtype(self: H): number;
   device(self: H): string;
-  isContiguous(self: H): boolean;
+  isContiguous(self: H, memoryFormat: string | null): boolean;
   storageId(self: H): string;
   item(self: H): number | boolean;
   // shape.cc
@@ -211,6 +212,7 @@ export interface NativeBinding {
   grad(self: H): H | null;
   setGrad(self: H, grad: H | null): void;
   backward(self: H, gradient: H | null, retainGraph: boolean | null, createGraph: boolean): void;
+  setData(self: H, other: H): void;
   detach: Un;
   gradFnName(self: H): string | null;
   version(self: H): number;
@@ -226,6 +228,20 @@ export interface NativeBinding {
   isDisposed(self: H): boolean;
   liveTensors(): number;
   buildInfo(): { torchVersion: string; cudaAvailable: boolean; cudaDeviceCount: number; parallelInfo: string };
+  // autocast.cc: the state behind torch.autocast, per device type; dtype as a scalar type code
+  autocastState(deviceType: "cpu" | "cuda"): { enabled: boolean; dtype: number };
+  setAutocastState(deviceType: "cpu" | "cuda", enabled: boolean, dtype: number): void;
+  autocastIncrementNesting(): number;
+  autocastDecrementNesting(): number;
+  autocastClearCache(): void;
+  isAutocastCacheEnabled(): boolean;
+  setAutocastCacheEnabled(enabled: boolean): void;
+  // foreach.cc: one call over lists of tensors
+  foreachMul_(self: readonly H[], scalar: Scalar): void;
+  foreachAdd_(self: readonly H[], other: readonly H[], alpha: Scalar): void;
+  foreachAdd(self: readonly H[], other: readonly H[], alpha: Scalar): H[];
+  foreachNeg(self: readonly H[]): H[];
+  grads(self: readonly H[]): (H | null)[];
   // dist.cc: process groups are ids; collectives block for at most timeoutMs
   distInit(
     host: string,

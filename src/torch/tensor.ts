@@ -3,6 +3,7 @@
 // and return `this`, as in PyTorch.
 import { DTYPES, checkDType, dtypeFromCode, typedArrayView, type DType, type TypedArrayFor } from "./dtype.js";
 import { formatTensor } from "./format.js";
+import { checkMemoryFormat, type MemoryFormat } from "./memory-format.js";
 import { native, type NativeHandle } from "./native.js";
 import { markScoped, track, untrack, type ScopedResource } from "./scope.js";
 
@@ -167,7 +168,19 @@ export class Tensor implements ScopedResource {
     return this.shape.reduce((a, b) => a * b, 1);
   }
   get isContiguous(): boolean {
-    return native.isContiguous(this.handle);
+    return native.isContiguous(this.handle, null);
+  }
+  /**
+   * PyTorch's `is_contiguous(memory_format=...)`: whether the elements are dense in that format's
+   * order ("channelsLast": N, H, W, C for a 4-d tensor). Named apart from `isContiguous`, which is
+   * a property (row-major only).
+   */
+  isContiguousIn(memoryFormat: MemoryFormat): boolean {
+    return native.isContiguous(this.handle, checkMemoryFormat(memoryFormat, "isContiguousIn"));
+  }
+  /** The layout libtorch's kernels will choose for their outputs (PyTorch's suggest_memory_format()). */
+  get suggestedMemoryFormat(): MemoryFormat {
+    return native.suggestMemoryFormat(this.handle);
   }
   get isDisposed(): boolean {
     return this.#disposed;
@@ -235,8 +248,20 @@ export class Tensor implements ScopedResource {
   clone(): Tensor {
     return new Tensor(native.clone(this.handle));
   }
-  contiguous(): Tensor {
-    return new Tensor(native.contiguous(this.handle));
+  /** Dense in the memory format's order (default row-major); shares this storage when it already is. */
+  contiguous(options: { memoryFormat?: MemoryFormat } = {}): Tensor {
+    const format = options.memoryFormat === undefined ? null : checkMemoryFormat(options.memoryFormat, "contiguous");
+    return new Tensor(native.contiguous(this.handle, format));
+  }
+  /**
+   * @internal PyTorch's `t.data = other`: this tensor (every handle to it) takes other's data, dtype
+   * and layout, keeping its identity, grad and requiresGrad. Module.to converts parameters with it.
+   */
+  setData_(other: Tensor): this {
+    native.setData(this.handle, checkTensor(other, "other", "setData_").handle);
+    this.#shape = undefined;
+    this.#dtype = undefined;
+    return this;
   }
   /** A copy with another dtype (always a new tensor). */
   to(dtype: DType): Tensor {
