@@ -26,8 +26,8 @@ export {
   type ChannelStats,
 } from "./data/index.js";
 export * from "./moco/index.js";
-export { knnClassify, knnScores, extractFeatures, KNN_DEFAULTS, type KnnOptions, type KnnResult } from "./eval/knn.js";
-export { knnAccuracy, datasetFeatures, type FeatureFunction } from "./eval/monitor.js";
+export { knnClassify, knnScores, KNN_DEFAULTS, type KnnOptions, type KnnResult } from "./eval/knn.js";
+export { knnAccuracy, type KnnEvaluation } from "./eval/monitor.js";
 export {
   PRESETS,
   resolveConfig,
