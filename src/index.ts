@@ -44,6 +44,20 @@ export {
   type PretrainResult,
 } from "./train/pretrain.js";
 export { readCheckpoint, writeCheckpoint, type PretrainCheckpoint } from "./train/checkpoint.js";
+export {
+  runLoop,
+  TrainingState,
+  disposeStateDict,
+  type LoopBatch,
+  type LoopHooks,
+  type LoopOutcome,
+  type LoopPosition,
+  type LoopSpec,
+  type RandomStream,
+  type StopReason,
+  type TrainingStateDict,
+} from "./train/loop.js";
+export { checkpointHook, currentLr, lrScheduleHook, nonFiniteLossGuard, onRank0 } from "./train/hooks.js";
 export * from "./export/index.js";
 export * from "./encoder/index.js";
 export {

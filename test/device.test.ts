@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { knnClassify } from "../src/eval/knn.js";
+import { knnClassify, knnScores } from "../src/eval/knn.js";
 import { MoCo, contrastiveLogits } from "../src/moco/index.js";
 import { Linear, onDevice, resnet } from "../src/nn/index.js";
 import { SGD } from "../src/optim/index.js";
@@ -138,13 +138,19 @@ test('on libtorch\'s "meta" device: the module moves, and logits, labels and kNN
   assert.equal(model.device, "meta");
   assert.equal(model.queue.device, "meta");
   assert.equal(model.queuePtr.device, "meta");
-  assert.ok(model.parameters().every((p) => p.device === "meta" && p.requiresGrad));
+  assert.ok(model.parameters().every((p) => p.device === "meta"));
+  // Moved parameters stay leaves with their requiresGrad: the query encoder's train, the key encoder's do not.
+  assert.ok(model.encoderQ.parameters().every((p) => p.requiresGrad));
+  assert.ok(model.encoderK.parameters().every((p) => !p.requiresGrad));
   const q = F.normalize(randn([4, 16], { device: "meta" }), { dim: 1 });
   const { logits, labels } = contrastiveLogits(q, q, model.queue, 0.1);
   assert.equal(logits.device, "meta");
   assert.deepEqual(logits.shape, [4, 33]);
   assert.equal(labels.device, "meta");
   assert.equal(labels.dtype, "int64");
-  for (const t of [q, logits, labels]) t.dispose();
+  const votes = knnScores(q, q, labels, { k: 2, t: 0.1, numClasses: 3 });
+  assert.equal(votes.device, "meta");
+  assert.deepEqual(votes.shape, [4, 3]);
+  for (const t of [q, logits, labels, votes]) t.dispose();
   model.dispose();
 });

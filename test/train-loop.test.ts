@@ -320,3 +320,29 @@ test("the non-finite guard stops the run before later hooks see the step", async
   run.dispose();
   data.dispose();
 });
+
+test('with stopBetween "epochs" the signal lets the running epoch finish and stops before the next', async () => {
+  const data = fixture();
+  const run = setup(1);
+  const controller = new AbortController();
+  const events: string[] = [];
+  const outcome = await runLoop({
+    state: run.state,
+    epochs: 3,
+    batches: batches(data),
+    step: run.step,
+    signal: controller.signal,
+    stopBetween: "epochs",
+    hooks: [
+      {
+        iterationCompleted: (p) => (p.step === 2 ? controller.abort() : undefined),
+        epochCompleted: (p) => void events.push(`epochCompleted ${p.epoch}/${p.step}`),
+        stopped: (p, reason) => void events.push(`stopped ${p.epoch}/${p.epochStep}/${p.step} ${reason}`),
+      },
+    ],
+  });
+  assert.deepEqual(events, ["epochCompleted 1/3", "stopped 1/0/3 signal"]);
+  assert.deepEqual(outcome, { interrupted: true, stoppedBy: "signal", position: { epoch: 1, epochStep: 0, step: 3 } });
+  run.dispose();
+  data.dispose();
+});

@@ -333,6 +333,8 @@ export async function linearEvaluation(options: LinearEvalOptions): Promise<Line
       batches: (epoch, startStep) => loader.batches(epoch, { startStep }),
       step,
       signal: options.signal,
+      // Its checkpoints record completed epochs only: Ctrl-C takes effect at the next epoch's start.
+      stopBetween: "epochs",
       hooks: [
         lrScheduleHook(optimizer, lrScheduleOf(config), { perStep: false, stepsPerEpoch: loader.batchesPerEpoch }),
         nonFiniteLossGuard<LinclsStepOutput>(

@@ -148,8 +148,13 @@ export interface LoopSpec<Batch extends LoopBatch, Output> {
    */
   step(batch: Batch, position: LoopPosition): Output;
   hooks: readonly LoopHooks<Output>[];
-  /** Aborting stops the run before the next step. */
+  /** Aborting stops the run before the next step (or epoch, with `stopBetween: "epochs"`). */
   signal?: AbortSignal;
+  /**
+   * Where the signal may stop the run: between steps (default), or only between epochs, for a run
+   * whose checkpoints record completed epochs alone (main_lincls.py's).
+   */
+  stopBetween?: "steps" | "epochs";
   /**
    * Turns the local abort flag into the run's decision; a data-parallel run makes every rank stop at
    * the same step (Ctrl-C reaches the ranks at different moments). Default: the flag itself.
@@ -170,12 +175,18 @@ export async function runLoop<Batch extends LoopBatch, Output>(spec: LoopSpec<Ba
   let stoppedBy: StopReason | null = null;
 
   await emit(hooks, (h) => h.started?.(position()));
+  const perStep = spec.stopBetween !== "epochs";
   epochs: while (stoppedBy === null && state.epoch < spec.epochs) {
+    if (!perStep && agree(spec.signal?.aborted === true)) {
+      stoppedBy = "signal";
+      await emit(hooks, (h) => h.stopped?.(position(), "signal"));
+      break;
+    }
     await emit(hooks, (h) => h.epochStarted?.(state.epoch));
     for await (const batch of spec.batches(state.epoch, state.epochStep)) {
       try {
         // Checked once the batch is in hand, so an epoch whose last step is done still completes.
-        const stop = agree(spec.signal?.aborted === true);
+        const stop = perStep && agree(spec.signal?.aborted === true);
         if (stop || state.step >= maxSteps) {
           stoppedBy = stop ? "signal" : "steps";
           await emit(hooks, (h) => h.stopped?.(position(), stoppedBy as StopReason));
