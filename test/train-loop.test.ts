@@ -87,7 +87,8 @@ function setup(seed: number) {
     optimizer.step();
     return { loss: loss.item() };
   };
-  const weights = () => scope(() => [...model.getParameter("weight").toArray(), ...model.getParameter("bias").toArray()]);
+  const weights = () =>
+    scope(() => [...model.getParameter("weight").toArray(), ...model.getParameter("bias").toArray()]);
   const dispose = () => {
     optimizer.dispose();
     model.dispose();
@@ -224,7 +225,13 @@ test("a run stopped by its signal saves a state from which the resumed run ends 
   resumed.state.loadStateDict(state);
   disposeSnapshot(state);
   assert.deepEqual(resumed.state.position, { epoch: 1, epochStep: 1, step: 4 });
-  const rest = await runLoop({ state: resumed.state, epochs: 2, batches: batches(data), step: resumed.step, hooks: [] });
+  const rest = await runLoop({
+    state: resumed.state,
+    epochs: 2,
+    batches: batches(data),
+    step: resumed.step,
+    hooks: [],
+  });
   assert.deepEqual(rest.position, { epoch: 2, epochStep: 0, step: 6 });
   assert.deepEqual(resumed.weights(), expected);
   resumed.dispose();

@@ -348,7 +348,14 @@ export async function linearEvaluation(options: LinearEvalOptions): Promise<Line
           : [
               checkpointHook(
                 ({ epoch }) =>
-                  writeLinclsCheckpoint(options, outDir, fc, optimizer, { epoch, bestTop1, bestEpoch }, bestEpoch === epoch),
+                  writeLinclsCheckpoint(
+                    options,
+                    outDir,
+                    fc,
+                    optimizer,
+                    { epoch, bestTop1, bestEpoch },
+                    bestEpoch === epoch,
+                  ),
                 { onStop: false },
               ),
             ]),

@@ -48,7 +48,15 @@ export function metricsHook(options: {
       sums.top5 += output.top5;
       sums.n++;
       const lr = options.lr();
-      append({ type: "step", epoch: position.epoch, step: position.step, ...output, lr, imagesPerSec: instant, time: now() });
+      append({
+        type: "step",
+        epoch: position.epoch,
+        step: position.step,
+        ...output,
+        lr,
+        imagesPerSec: instant,
+        time: now(),
+      });
       progress.update({
         epoch: position.epoch,
         epochs: options.epochs,
