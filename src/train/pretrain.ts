@@ -21,7 +21,13 @@ import {
 import { onDevice, resnet, splitBatchNorm, type ResNet, type ResNetArch } from "../nn/index.js";
 import { SGD, cosineSchedule, stepSchedule, withWarmup, type LrSchedule } from "../optim/index.js";
 import { F, manualSeed, setNumThreads, type Tensor } from "../torch/index.js";
-import { readCheckpoint, disposeCheckpoint, writeCheckpoint, CHECKPOINT_FORMAT } from "./checkpoint.js";
+import {
+  readCheckpoint,
+  disposeCheckpoint,
+  writeCheckpoint,
+  CHECKPOINT_FORMAT,
+  type PretrainCheckpoint,
+} from "./checkpoint.js";
 import type { PretrainConfig } from "./config.js";
 import { openPretrainData, type PretrainData } from "./data.js";
 import { checkpointHook, currentLr, lrScheduleHook, nonFiniteLossGuard, onRank0 } from "./hooks.js";
@@ -181,6 +187,117 @@ function parallelHook(parallel: DataParallel, model: MoCo): LoopHooks<unknown> {
   };
 }
 
+/** Loads a checkpoint into the state; a run over another number of processes restarts the augmentation streams. */
+function restore(
+  state: TrainingState<RandomState>,
+  resumed: PretrainCheckpoint,
+  rank: number,
+  worldSize: number,
+  log: (line: string) => void,
+): void {
+  const byRank = resumed.moco_ts.augmentRngByRank;
+  const sameLayout = (byRank?.length ?? 1) === worldSize;
+  if (!sameLayout) {
+    log(
+      `the checkpoint is of a run over ${byRank?.length ?? 1} process(es), this one has ${worldSize}: ` +
+        "the augmentation streams restart (the run continues, but not exactly as it would have)",
+    );
+  }
+  state.loadStateDict({
+    model: resumed.state_dict,
+    optimizer: resumed.optimizer,
+    torchRng: resumed.moco_ts.torchRng,
+    streams: sameLayout ? { augment: byRank?.[rank] ?? resumed.moco_ts.augmentRng } : {},
+    epoch: resumed.epoch,
+    epochStep: resumed.moco_ts.epochStep,
+    step: resumed.moco_ts.step,
+  });
+}
+
+/**
+ * Writes the state in the official layout (checkpoint.ts). Collective in a distributed run: every
+ * rank's augmentation state goes into rank 0's file.
+ */
+function checkpointWriter(
+  state: TrainingState<RandomState>,
+  views: TwoViewAugment,
+  config: PretrainConfig,
+  path: string,
+  parallel: DataParallel | undefined,
+): (position: LoopPosition) => void {
+  return (position) => {
+    const augmentStates = (parallel?.gather(views.getState()) ?? [views.getState()]) as unknown as RandomState[];
+    if ((parallel?.rank ?? 0) !== 0) return;
+    const dict = state.stateDict();
+    try {
+      writeCheckpoint(path, {
+        epoch: position.epoch,
+        arch: config.arch,
+        state_dict: dict.model,
+        optimizer: dict.optimizer,
+        moco_ts: {
+          format: CHECKPOINT_FORMAT,
+          config,
+          step: position.step,
+          epochStep: position.epochStep,
+          torchRng: dict.torchRng as Tensor,
+          augmentRng: views.getState(),
+          ...(parallel === undefined ? {} : { augmentRngByRank: augmentStates }),
+        },
+      });
+    } finally {
+      disposeStateDict(dict);
+    }
+  };
+}
+
+/**
+ * One MoCo step: two views of the batch, Algorithm 1's logits, InfoNCE (summed over both directions
+ * when symmetric), SGD. A non-finite loss takes no step (the guard then stops the run).
+ */
+function mocoStep(
+  model: MoCo,
+  views: TwoViewAugment,
+  optimizer: SGD,
+  parallel: DataParallel | undefined,
+): (batch: Batch) => PretrainStepOutput {
+  const device = model.device;
+  const averageGradients = parallel?.gradientAverager(model.parameters());
+  return (batch) => {
+    const { query, key } = views.apply(batch.images);
+    const outputs = model.forward(onDevice(query, device), onDevice(key, device));
+    const losses = outputs.map((o) => F.crossEntropy(o.logits, o.labels));
+    const loss = losses.length === 1 ? (losses[0] as Tensor) : losses.reduce((a, b) => a.add(b));
+    const local = [loss.item(), ...Object.values(pretextAccuracy(outputs[0] as ContrastiveLogits))];
+    // The ranks' means: every rank sees the same values and so stops together on a NaN.
+    const [value = NaN, top1 = NaN, top5 = NaN] = parallel === undefined ? local : parallel.mean(local);
+    if (Number.isFinite(value)) {
+      optimizer.zeroGrad();
+      loss.backward();
+      averageGradients?.();
+      optimizer.step();
+    }
+    return { loss: value, top1, top5 };
+  };
+}
+
+/** A kNN result into the metrics log and the console. */
+function knnRecorder(append: MetricsLog["append"], progress: ProgressReporter) {
+  return (position: LoopPosition, features: string, result: KnnAccuracy): void => {
+    const record: KnnRecord = {
+      type: "knn",
+      epoch: position.epoch,
+      step: position.step,
+      top1: result.top1,
+      top5: result.top5,
+      features,
+      time: new Date().toISOString(),
+    };
+    append(record);
+    progress.log(`kNN top-1 (${features}) after ${position.epoch} epoch(s): ${result.top1.toFixed(2)}%`);
+  };
+}
+
 /** Runs (or resumes) MoCo pretraining as configured; the run folder gets config, metrics and checkpoints. */
 export async function pretrain(config: PretrainConfig, options: PretrainOptions = {}): Promise<PretrainResult> {
   const started = Date.now();
@@ -207,7 +324,6 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
   manualSeed(config.seed);
   const data = await openPretrainData(config);
   const model = buildModel(config, data.train.channels, parallel);
-  const device = model.device;
   const optimizer = new SGD(model.parameters(), { lr: config.lr, momentum: config.momentum, weightDecay: config.wd });
   const loader = new DataLoader(data.train, {
     batchSize: layout.batchSize,
@@ -220,30 +336,12 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
     rank === 0 ? { seed: config.seed } : { rng: new Random(config.seed, rank) },
   );
   const state = new TrainingState<RandomState>(model, optimizer, { augment: views });
-  const averageGradients = parallel?.gradientAverager(model.parameters());
   const stepsPerEpoch = loader.batchesPerEpoch;
   const knn: KnnSummary = { trained: null, random: null, pixels: null };
 
   try {
     if (resumed !== null) {
-      const byRank = resumed.moco_ts.augmentRngByRank;
-      const worldSize = parallel?.worldSize ?? 1;
-      const sameLayout = (byRank?.length ?? 1) === worldSize;
-      if (!sameLayout) {
-        progress.log(
-          `the checkpoint is of a run over ${byRank?.length ?? 1} process(es), this one has ${worldSize}: ` +
-            "the augmentation streams restart (the run continues, but not exactly as it would have)",
-        );
-      }
-      state.loadStateDict({
-        model: resumed.state_dict,
-        optimizer: resumed.optimizer,
-        torchRng: resumed.moco_ts.torchRng,
-        streams: sameLayout ? { augment: byRank?.[rank] ?? resumed.moco_ts.augmentRng } : {},
-        epoch: resumed.epoch,
-        epochStep: resumed.moco_ts.epochStep,
-        step: resumed.moco_ts.step,
-      });
+      restore(state, resumed, rank, parallel?.worldSize ?? 1, progress.log);
       if (lead) metrics.truncateAfter(state.step);
       for (const record of metrics.read()) {
         if (record.type === "knn" && record.features === "pixels") knn.pixels = record.top1;
@@ -258,62 +356,17 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
       if (lead) writeFileSync(metrics.path, "");
     }
 
-    // Collective in a distributed run (every rank's augmentation state goes into rank 0's file).
-    const save = (position: LoopPosition) => {
-      const augmentStates = (parallel?.gather(views.getState()) ?? [views.getState()]) as unknown as RandomState[];
-      if (!lead) return;
-      const dict = state.stateDict();
-      try {
-        writeCheckpoint(checkpointPath, {
-          epoch: position.epoch,
-          arch: config.arch,
-          state_dict: dict.model,
-          optimizer: dict.optimizer,
-          moco_ts: {
-            format: CHECKPOINT_FORMAT,
-            config,
-            step: position.step,
-            epochStep: position.epochStep,
-            torchRng: dict.torchRng as Tensor,
-            augmentRng: views.getState(),
-            ...(parallel === undefined ? {} : { augmentRngByRank: augmentStates }),
-          },
-        });
-      } finally {
-        disposeStateDict(dict);
-      }
-    };
-
     const totalSteps =
       config.maxSteps === null
         ? config.epochs * stepsPerEpoch
         : Math.min(config.maxSteps, config.epochs * stepsPerEpoch);
     const append: MetricsLog["append"] = (record) => metrics.append(record);
-    // One MoCo step: two views, Algorithm 1's logits, InfoNCE (summed over both directions when symmetric).
-    // A non-finite loss takes no step; the guard then stops the run.
-    const step = (batch: Batch): PretrainStepOutput => {
-      const { query, key } = views.apply(batch.images);
-      const outputs = model.forward(onDevice(query, device), onDevice(key, device));
-      const losses = outputs.map((o) => F.crossEntropy(o.logits, o.labels));
-      const loss = losses.length === 1 ? (losses[0] as Tensor) : losses.reduce((a, b) => a.add(b));
-      const local = [loss.item(), ...Object.values(pretextAccuracy(outputs[0] as ContrastiveLogits))];
-      // The ranks' means: every rank sees the same values and so stops together on a NaN.
-      const [value = NaN, top1 = NaN, top5 = NaN] = parallel === undefined ? local : parallel.mean(local);
-      if (Number.isFinite(value)) {
-        optimizer.zeroGrad();
-        loss.backward();
-        averageGradients?.();
-        optimizer.step();
-      }
-      return { loss: value, top1, top5 };
-    };
-
     const outcome = await runLoop({
       state,
       epochs: config.epochs,
       maxSteps: totalSteps,
       batches: (epoch, startStep) => loader.batches(epoch, { startStep }),
-      step,
+      step: mocoStep(model, views, optimizer, parallel),
       signal: options.signal,
       // Every rank stops at the same step: a Ctrl-C reaches the ranks at different moments.
       ...(parallel === undefined ? {} : { agree: (aborted: boolean) => parallel.any(aborted) }),
@@ -344,26 +397,14 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
             epochs: config.epochs,
             totalSteps,
             features: config.knnFeatures,
-            record: (position, features, result) => {
-              const record: KnnRecord = {
-                type: "knn",
-                epoch: position.epoch,
-                step: position.step,
-                top1: result.top1,
-                top5: result.top5,
-                features,
-                time: new Date().toISOString(),
-              };
-              append(record);
-              progress.log(`kNN top-1 (${features}) after ${position.epoch} epoch(s): ${result.top1.toFixed(2)}%`);
-            },
+            record: knnRecorder(append, progress),
             found: (kind, top1) => {
               knn[kind] = top1;
             },
           }),
         ),
         // The checkpoint before the barrier: the other ranks wait for rank 0's file.
-        checkpointHook(save),
+        checkpointHook(checkpointWriter(state, views, config, checkpointPath, parallel)),
         ...(parallel === undefined ? [] : [parallelHook(parallel, model)]),
       ],
     });
