@@ -188,8 +188,9 @@ export async function runLoop<Batch extends LoopBatch, Output>(spec: LoopSpec<Ba
         // Checked once the batch is in hand, so an epoch whose last step is done still completes.
         const stop = perStep && agree(spec.signal?.aborted === true);
         if (stop || state.step >= maxSteps) {
-          stoppedBy = stop ? "signal" : "steps";
-          await emit(hooks, (h) => h.stopped?.(position(), stoppedBy as StopReason));
+          const reason: StopReason = stop ? "signal" : "steps";
+          stoppedBy = reason;
+          await emit(hooks, (h) => h.stopped?.(position(), reason));
           break epochs;
         }
         const before = position();
