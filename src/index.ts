@@ -26,8 +26,8 @@ export {
   type ChannelStats,
 } from "./data/index.js";
 export * from "./moco/index.js";
-export { knnClassify, knnScores, extractFeatures, KNN_DEFAULTS, type KnnOptions, type KnnResult } from "./eval/knn.js";
-export { knnAccuracy, datasetFeatures, type FeatureFunction } from "./eval/monitor.js";
+export { knnClassify, knnScores, KNN_DEFAULTS, type KnnOptions, type KnnResult } from "./eval/knn.js";
+export { knnAccuracy, type KnnEvaluation } from "./eval/monitor.js";
 export {
   PRESETS,
   resolveConfig,
@@ -44,6 +44,20 @@ export {
   type PretrainResult,
 } from "./train/pretrain.js";
 export { readCheckpoint, writeCheckpoint, type PretrainCheckpoint } from "./train/checkpoint.js";
+export {
+  runLoop,
+  TrainingState,
+  disposeStateDict,
+  type LoopBatch,
+  type LoopHooks,
+  type LoopOutcome,
+  type LoopPosition,
+  type LoopSpec,
+  type RandomStream,
+  type StopReason,
+  type TrainingStateDict,
+} from "./train/loop.js";
+export { checkpointHook, currentLr, lrScheduleHook, nonFiniteLossGuard, onRank0 } from "./train/hooks.js";
 export * from "./export/index.js";
 export * from "./encoder/index.js";
 export {

@@ -1,6 +1,9 @@
 // Downstream evaluation on real Fashion-MNIST images: linear evaluation trains only the new fc and
 // leaves the backbone bit for bit unchanged; kNN, top-k, reports and search equal direct counts.
 import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 
 import { evalTransform } from "../src/data/augment.js";
@@ -17,6 +20,7 @@ import {
   arange,
   fromTypedArray,
   keep,
+  load,
   liveTensors,
   manualSeed,
   noGrad,
@@ -114,6 +118,45 @@ test("linear evaluation trains only fc, leaves every backbone tensor and BN stat
     for (const d of [val, train, fullTest, fullTrain]) d.dispose();
   }
   assert.equal(liveTensors(), baseline, "no tensor outlives the run");
+});
+
+test("linear evaluation makes its missing output folder, checkpoints each epoch there, and stops between epochs", async () => {
+  const encoder = smallEncoder(1);
+  const fullTrain = openFashionMnist({ split: "train" });
+  const fullTest = openFashionMnist({ split: "test" });
+  const train = fullTrain.subset(500);
+  const val = fullTest.subset(200);
+  const root = mkdtempSync(join(tmpdir(), "moco-lincls-"));
+  const outDir = join(root, "not", "there", "yet");
+  const controller = new AbortController();
+  try {
+    const result = await linearEvaluation({
+      encoder,
+      train,
+      val,
+      config: { ...LINCLS_DEFAULTS, epochs: 3, lr: 0.1, batchSize: 100, precomputeFeatures: true },
+      outDir,
+      // Ctrl-C during epoch 1: it finishes, is saved, and epoch 2 never starts.
+      onEpoch: () => controller.abort(),
+      signal: controller.signal,
+    });
+    assert.equal(result.interrupted, true);
+    assert.equal(result.epochs, 1);
+    assert.ok(existsSync(join(outDir, "model_best.pth.tar")));
+    const checkpoint = load(join(outDir, "checkpoint.pth.tar")) as Record<string, unknown>;
+    assert.equal(checkpoint["epoch"], 1);
+    const raw = checkpoint["state_dict"] as Map<string, Tensor> | Record<string, Tensor>;
+    const stateDict = new Map(raw instanceof Map ? raw : Object.entries(raw));
+    assert.deepEqual(stateDict.get("module.fc.weight")?.shape, [10, 64]);
+    for (const tensor of stateDict.values()) tensor.dispose();
+    const rawState = (checkpoint["optimizer"] as { state: unknown }).state;
+    const entries = rawState instanceof Map ? [...rawState.values()] : Object.values(rawState as object);
+    for (const entry of entries as { momentum_buffer: Tensor | null }[]) entry.momentum_buffer?.dispose();
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+    encoder.dispose();
+    for (const d of [val, train, fullTest, fullTrain]) d.dispose();
+  }
 });
 
 test("embedDataset streams: memory bounded by one batch in flight, embeddings equal embed() on the same images", async () => {

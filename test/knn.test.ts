@@ -2,7 +2,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { extractFeatures, knnClassify } from "../src/eval/knn.js";
+import { extractFeatures } from "../src/encoder/features.js";
+import { knnClassify } from "../src/eval/knn.js";
 import { F, liveTensors, manualSeed, randint, randn, scope, tensor } from "../src/torch/index.js";
 
 function bruteForce(
@@ -57,12 +58,12 @@ test("weighted kNN equals a brute-force computation", () => {
   assert.equal(liveTensors(), before);
 });
 
-test("kNN separates well-clustered classes perfectly and top-5 of 5 classes is 100%", () => {
+test("kNN separates well-clustered classes perfectly and top-5 of 5 classes is 100%", async () => {
   manualSeed(4);
   const centers = randn([5, 32]).mul(10);
   const labels = randint(0, 5, [200]);
   const points = centers.indexSelect(0, labels).add(randn([200, 32]));
-  const features = extractFeatures(200, 64, (start, n) => points.narrow(0, start, n));
+  const features = await extractFeatures(200, 64, (start, n) => points.narrow(0, start, n));
   const norms = features.norm(2, 1).toArray();
   assert.ok(
     norms.every((v) => Math.abs(v - 1) < 1e-5),

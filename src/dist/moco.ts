@@ -38,7 +38,7 @@ export function crossRankShuffle(group: ProcessGroup): BatchShuffle {
           all.dispose();
           throw new RangeError(`crossRankShuffle: ranks hold different batch sizes (${total} images in all, ${local} here)`);
         }
-        const order = randperm(total);
+        const order = randperm(total, { device: all.device });
         group.broadcast(order, 0);
         const restore = order.argsort();
         const mine = order.narrow(0, group.rank * local, local);

@@ -1,35 +1,51 @@
 // Embeddings: features of images from a loaded encoder, for a batch in memory or streamed over a
-// whole dataset (one batch alive at a time, so a folder larger than memory is fine).
+// whole dataset (one batch alive at a time, so a folder larger than memory is fine). The extraction
+// itself is features.ts's, shared with kNN and linear evaluation.
 import type { ImageDataset } from "../data/dataset.js";
-import { F, arange, keep, noGrad, scope, type Tensor } from "../torch/index.js";
+import { onDevice } from "../nn/index.js";
+import type { Tensor } from "../torch/index.js";
 import type { Encoder, FeatureKind } from "./encoder.js";
+import { batchFeatures, datasetSource, streamFeatures, type FeatureFunction } from "./features.js";
 import { Preprocessor, type PreprocessOptions } from "./preprocess.js";
 
 export interface EmbedOptions extends PreprocessOptions {
   features?: FeatureKind;
   /** L2-normalise each embedding (default true: cosine similarity becomes a dot product). */
   normalize?: boolean;
+  /**
+   * Where the network runs ("cpu", "cuda", "cuda:N"): the encoder's model is moved there first.
+   * Default: wherever it is. Embeddings come back on the CPU.
+   */
+  device?: string;
 }
 
-function encode(encoder: Encoder, preprocessor: Preprocessor, images: Tensor, options: EmbedOptions): Tensor {
-  return scope(() =>
-    noGrad(() => {
-      const features = encoder.forward(preprocessor.apply(images), options.features ?? "backbone");
-      return options.normalize === false ? features : F.normalize(features, { dim: 1 });
-    }),
-  );
+/**
+ * The encoder as a feature function of stored images (uint8 [B, C, H, W]): preprocessed, moved to
+ * the model's device (after `options.device` moved the model), encoded. Output on that device.
+ */
+export function encoderFeatures(encoder: Encoder, preprocessor: Preprocessor, options: EmbedOptions): FeatureFunction {
+  if (options.device !== undefined) encoder.model.toDevice(options.device);
+  const device = encoder.model.device;
+  return (images) => encoder.forward(onDevice(preprocessor.apply(images), device), options.features ?? "backbone");
 }
 
-/** Embeddings [B, D] (float32) of uint8 images [B, C, H, W]. */
+function toCpu(features: Tensor): Tensor {
+  if (features.device === "cpu") return features;
+  const cpu = features.toDevice("cpu");
+  features.dispose();
+  return cpu;
+}
+
+/** Embeddings [B, D] (float32, on the CPU) of uint8 images [B, C, H, W]. */
 export function embed(encoder: Encoder, images: Tensor, options: EmbedOptions = {}): Tensor {
   if (images.ndim !== 4) throw new RangeError(`embed: expects images [B, C, H, W], got [${images.shape.join(", ")}]`);
   const preprocessor = new Preprocessor(encoder, images.shape[1] ?? 0, options);
-  return encode(encoder, preprocessor, images, options);
+  return toCpu(batchFeatures(images, encoderFeatures(encoder, preprocessor, options), options));
 }
 
 export interface EmbedDatasetOptions extends EmbedOptions {
   batchSize?: number;
-  /** Called with each batch's embeddings (freed after the call returns) and its first index. */
+  /** Called with each batch's embeddings (on the CPU, freed after the call returns) and its first index. */
   onBatch: (embeddings: Tensor, start: number) => void | Promise<void>;
   /** Told once how images are adapted to the encoder (channel repeat or luma). */
   onNote?: (note: string) => void;
@@ -46,35 +62,17 @@ export async function embedDataset(
     throw new RangeError(`embed: batchSize must be a positive integer, got ${batchSize}`);
   const preprocessor = new Preprocessor(encoder, dataset.channels, options);
   if (preprocessor.note !== null) options.onNote?.(preprocessor.note);
-  // The next batch decodes (folders: on libuv's threads) while this one is encoded.
-  const load = (start: number) => {
-    const indices = arange(start, Math.min(start + batchSize, dataset.length));
-    const pending = Promise.resolve(dataset.batch(indices));
-    return pending.finally(() => indices.dispose());
-  };
-  let next: Promise<Tensor> | null = dataset.length > 0 ? load(0) : null;
-  try {
-    for (let start = 0; next !== null; start += batchSize) {
-      const images = await next;
-      next = start + batchSize < dataset.length ? load(start + batchSize) : null;
-      let embeddings: Tensor;
+  const features = encoderFeatures(encoder, preprocessor, options);
+  await streamFeatures(dataset.length, batchSize, datasetSource(dataset), features, {
+    ...options,
+    onBatch: async (embeddings, start) => {
+      if (embeddings.device === "cpu") return options.onBatch(embeddings, start);
+      const cpu = embeddings.toDevice("cpu");
       try {
-        embeddings = keep(encode(encoder, preprocessor, images, options));
+        await options.onBatch(cpu, start);
       } finally {
-        images.dispose();
+        cpu.dispose();
       }
-      try {
-        await options.onBatch(embeddings, start);
-      } finally {
-        embeddings.dispose();
-      }
-    }
-  } finally {
-    // A failure leaves the next batch in flight: free it when it lands.
-    if (next !== null)
-      next.then(
-        (images) => images.dispose(),
-        () => undefined,
-      );
-  }
+    },
+  });
 }

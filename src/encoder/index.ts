@@ -8,7 +8,17 @@ export {
   type LoadEncoderOptions,
   type TrainingData,
 } from "./encoder.js";
-export { embed, embedDataset, type EmbedOptions, type EmbedDatasetOptions } from "./embed.js";
+export { embed, embedDataset, encoderFeatures, type EmbedOptions, type EmbedDatasetOptions } from "./embed.js";
+export {
+  batchFeatures,
+  datasetFeatures,
+  datasetSource,
+  extractFeatures,
+  streamFeatures,
+  type BatchSource,
+  type FeatureFunction,
+  type FeatureOptions,
+} from "./features.js";
 export { inferResNetLayout, describeLayout, LayoutError, type ResNetLayout, type HeadLayout } from "./layout.js";
 export { Preprocessor, trainingStats, type PreprocessOptions } from "./preprocess.js";
 export {

@@ -1,31 +1,28 @@
 // Weighted kNN evaluation of a loaded encoder (`moco knn`): the training monitor's classifier
 // (knn.ts) on the features of any checkpoint, with the per-class picture.
 import type { ImageDataset } from "../data/dataset.js";
-import { embedDataset, type EmbedOptions } from "../encoder/embed.js";
+import { encoderFeatures, type EmbedOptions } from "../encoder/embed.js";
 import type { Encoder } from "../encoder/encoder.js";
-import { cat, keep, type Tensor } from "../torch/index.js";
+import { datasetFeatures } from "../encoder/features.js";
+import { Preprocessor } from "../encoder/preprocess.js";
+import type { Tensor } from "../torch/index.js";
 import { classificationReport, type ClassificationReport } from "./classification-report.js";
 import { knnClassify } from "./knn.js";
 
-/** L2-normalised embeddings of a whole dataset as one tensor [N, D]. */
+/**
+ * L2-normalised embeddings of a whole dataset as one tensor [N, D], on the encoder's device (after
+ * `options.device` moved it there).
+ */
 export async function datasetEmbeddings(
   encoder: Encoder,
   dataset: ImageDataset,
   options: EmbedOptions & { batchSize?: number; onNote?: (note: string) => void },
 ): Promise<Tensor> {
-  const parts: Tensor[] = [];
-  try {
-    await embedDataset(encoder, dataset, {
-      ...options,
-      normalize: true,
-      onBatch: (embeddings) => {
-        parts.push(keep(embeddings.clone()));
-      },
-    });
-    return keep(cat(parts, 0));
-  } finally {
-    for (const part of parts) part.dispose();
-  }
+  const preprocessor = new Preprocessor(encoder, dataset.channels, options);
+  if (preprocessor.note !== null) options.onNote?.(preprocessor.note);
+  return datasetFeatures(dataset, options.batchSize ?? 256, encoderFeatures(encoder, preprocessor, options), {
+    normalize: true,
+  });
 }
 
 export interface EncoderKnnOptions extends EmbedOptions {

@@ -2,7 +2,8 @@
 // MoCo CIFAR demo (itself from Wu et al. 2018, "Unsupervised Feature Learning via Non-Parametric
 // Instance Discrimination"): cosine similarity to a feature bank, the top k neighbours vote for their
 // class with weight exp(sim / t), the class with the largest total wins.
-import { F, cat, keep, noGrad, scope, zeros, type Tensor } from "../torch/index.js";
+import { onDevice } from "../nn/index.js";
+import { cat, keep, noGrad, scope, zeros, type Tensor } from "../torch/index.js";
 
 export interface KnnOptions {
   /** Neighbours that vote (the demo's `knn_k`, 200). */
@@ -31,9 +32,9 @@ export function knnScores(features: Tensor, bank: Tensor, bankLabels: Tensor, op
       const batch = features.shape[0] ?? 0;
       const similarity = features.mm(bank.t()); // B × N
       const { values, indices } = similarity.topk(k, 1); // B × k
-      const neighbourLabels = bankLabels.expand(batch, -1).gather(1, indices); // B × k
+      const neighbourLabels = onDevice(bankLabels, bank.device).expand(batch, -1).gather(1, indices); // B × k
       const weights = values.div(t).exp();
-      const votes = zeros([batch, numClasses]).scatterAdd(1, neighbourLabels, weights);
+      const votes = zeros([batch, numClasses], { device: bank.device }).scatterAdd(1, neighbourLabels, weights);
       return votes;
     }),
   );
@@ -46,7 +47,10 @@ export interface KnnResult {
   predictions: Tensor;
 }
 
-/** Classifies every test feature against the bank and scores the predictions against the labels. */
+/**
+ * Classifies every test feature against the bank and scores the predictions against the labels. The
+ * work runs on the bank's device; the predictions come back on the CPU.
+ */
 export function knnClassify(
   bank: Tensor,
   bankLabels: Tensor,
@@ -60,39 +64,26 @@ export function knnClassify(
   let correct1 = 0;
   let correct5 = 0;
   const parts: Tensor[] = [];
+  // Copies only when the labels live elsewhere (the caller's own tensors are neither kept nor freed).
+  const device = bank.device;
+  const labelsOnDevice = bankLabels.device === device ? bankLabels : keep(bankLabels.toDevice(device));
+  const testOnDevice = testLabels.device === device ? testLabels : keep(testLabels.toDevice(device));
   for (let start = 0; start < total; start += batchSize) {
     const n = Math.min(batchSize, total - start);
     const prediction = scope(() => {
-      const scores = knnScores(testFeatures.narrow(0, start, n), bank, bankLabels, options);
+      const scores = knnScores(onDevice(testFeatures.narrow(0, start, n), device), bank, labelsOnDevice, options);
       const ranked = scores.argsort(1, true);
-      const target = testLabels.narrow(0, start, n).unsqueeze(1);
+      const target = testOnDevice.narrow(0, start, n).unsqueeze(1);
       const hits = ranked.eq(target);
       correct1 += hits.narrow(1, 0, 1).sum().item();
       correct5 += hits.narrow(1, 0, Math.min(5, options.numClasses)).sum().item();
-      return keep(ranked.select(1, 0));
+      return keep(onDevice(ranked.select(1, 0), "cpu"));
     });
     parts.push(prediction);
   }
+  if (labelsOnDevice !== bankLabels) labelsOnDevice.dispose();
+  if (testOnDevice !== testLabels) testOnDevice.dispose();
   const predictions = keep(cat(parts, 0));
   for (const p of parts) p.dispose();
   return { top1: correct1 / total, top5: correct5 / total, predictions };
-}
-
-/**
- * L2-normalised features of `count` samples, computed `batchSize` at a time by `encode` (which gets
- * the start index and size of each batch and returns [n, D] features) without gradients.
- */
-export function extractFeatures(
-  count: number,
-  batchSize: number,
-  encode: (start: number, n: number) => Tensor,
-): Tensor {
-  const parts: Tensor[] = [];
-  for (let start = 0; start < count; start += batchSize) {
-    const n = Math.min(batchSize, count - start);
-    parts.push(keep(scope(() => noGrad(() => F.normalize(encode(start, n).flatten(1), { dim: 1 })))));
-  }
-  const all = keep(cat(parts, 0));
-  for (const p of parts) p.dispose();
-  return all;
 }

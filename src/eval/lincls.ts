@@ -8,20 +8,30 @@
 // Validation features are computed once: the backbone is frozen and the validation transform
 // deterministic, so every epoch would compute the same numbers. With `precomputeFeatures` the
 // training features are too (from un-augmented images), which makes a CPU run minutes, not hours.
-import { copyFileSync } from "node:fs";
+//
+// The training is one configuration of the training loop (train/loop.ts): the classifier and its
+// optimizer as the state, a step per batch, and hooks for the schedule, the non-finite guard, the
+// per-epoch validation and main_lincls.py's checkpoints.
+import { copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 
 import { Augment, type AugmentConfig } from "../data/augment.js";
 import type { ImageDataset } from "../data/dataset.js";
-import { DataLoader } from "../data/loader.js";
+import { DataLoader, type Batch } from "../data/loader.js";
 import { Random } from "../data/random.js";
+import { encoderFeatures } from "../encoder/embed.js";
 import type { Encoder } from "../encoder/encoder.js";
+import { datasetFeatures } from "../encoder/features.js";
 import { Preprocessor } from "../encoder/preprocess.js";
-import { datasetFeatures } from "./monitor.js";
-import { Linear } from "../nn/index.js";
+import { Linear, onDevice } from "../nn/index.js";
 import { normal_, zeros_ } from "../nn/init.js";
-import { SGD, cosineSchedule, setLr, stepSchedule, type LrSchedule, type SGDStateDict } from "../optim/index.js";
+import { SGD, cosineSchedule, stepSchedule, type LrSchedule, type SGDStateDict } from "../optim/index.js";
 import { F, keep, noGrad, save, scope, type Saveable, type Tensor } from "../torch/index.js";
+import { checkpointHook, currentLr, lrScheduleHook, nonFiniteLossGuard } from "../train/hooks.js";
+import { TrainingState, runLoop, type LoopHooks } from "../train/loop.js";
+import { topkCorrect } from "../train/metrics.js";
+
+export { topkCorrect };
 
 export interface LinearEvalConfig {
   epochs: number;
@@ -37,6 +47,11 @@ export interface LinearEvalConfig {
   /** Crop size fed to the network (null: the encoder's training size, else the images' own). */
   imageSize: number | null;
   seed: number;
+  /**
+   * Where the backbone and the classifier run ("cpu", "cuda", "cuda:N"; absent: "cpu"). The encoder's
+   * model is moved there and stays there.
+   */
+  device?: string;
 }
 
 export const LINCLS_DEFAULTS: LinearEvalConfig = {
@@ -50,6 +65,7 @@ export const LINCLS_DEFAULTS: LinearEvalConfig = {
   precomputeFeatures: false,
   imageSize: null,
   seed: 0,
+  device: "cpu",
 };
 
 export function checkLinearEvalConfig(config: LinearEvalConfig): void {
@@ -66,15 +82,8 @@ export function checkLinearEvalConfig(config: LinearEvalConfig): void {
   if (config.imageSize !== null) positiveInt(config.imageSize, "image size");
   if (!(Number.isSafeInteger(config.seed) && config.seed >= 0))
     throw new RangeError(`lincls: seed must be a non-negative integer, got ${config.seed}`);
-}
-
-/** Top-k hits (k = 1 and 5, or fewer classes) of logits [N, C] against int64 labels [N]. */
-export function topkCorrect(logits: Tensor, labels: Tensor): { top1: number; top5: number } {
-  return scope(() => {
-    const k = Math.min(5, logits.shape[1] ?? 1);
-    const hits = logits.topk(k, 1).indices.eq(labels.unsqueeze(1));
-    return { top1: hits.narrow(1, 0, 1).sum().item(), top5: hits.sum().item() };
-  });
+  if (config.device !== undefined && !/^(cpu|cuda(:\d+)?)$/.test(config.device))
+    throw new RangeError(`lincls: device must be "cpu", "cuda" or "cuda:N", got ${JSON.stringify(config.device)}`);
 }
 
 /** RandomResizedCrop (torchvision's default scale 0.08–1) + flip, as main_lincls.py; no normalisation yet. */
@@ -142,16 +151,14 @@ export function linclsImageSize(encoder: Encoder, dataset: ImageDataset, config:
   return config.imageSize ?? encoder.info.trainedOn?.imageSize ?? dataset.height;
 }
 
-/** Backbone features (not normalised: the classifier sees what the protocol feeds it). */
+/** Backbone features (not normalised: the classifier sees what the protocol feeds it), on the model's device. */
 function collectFeatures(
   encoder: Encoder,
   dataset: ImageDataset,
   preprocessor: Preprocessor,
   batchSize: number,
 ): Promise<Tensor> {
-  return datasetFeatures(dataset, batchSize, (images) => encoder.model.forwardFeatures(preprocessor.apply(images)), {
-    normalize: false,
-  });
+  return datasetFeatures(dataset, batchSize, encoderFeatures(encoder, preprocessor, {}), { normalize: false });
 }
 
 /** Copies of every backbone tensor (parameters and BN statistics), to prove afterwards that none moved. */
@@ -183,7 +190,17 @@ function lrScheduleOf(config: LinearEvalConfig): LrSchedule {
     : stepSchedule({ lr: config.lr, milestones: [...config.schedule] });
 }
 
-/** Runs the protocol; the encoder's own head is left aside (its backbone features feed the new fc). */
+/** What a linear-evaluation step reports: the batch's mean loss, its correct predictions and its size. */
+interface LinclsStepOutput {
+  loss: number;
+  hits: number;
+  n: number;
+}
+
+/**
+ * Runs the protocol; the encoder's own head is left aside (its backbone features feed the new fc). The
+ * output folder is made when missing.
+ */
 export async function linearEvaluation(options: LinearEvalOptions): Promise<LinearEvalResult> {
   const { encoder, train, val, config } = options;
   checkLinearEvalConfig(config);
@@ -196,125 +213,167 @@ export async function linearEvaluation(options: LinearEvalOptions): Promise<Line
   const trainPreprocessor = new Preprocessor(encoder, train.channels, { size });
   const valPreprocessor = new Preprocessor(encoder, val.channels, { size, centerCropRatio: 0.875 });
   if (trainPreprocessor.note !== null) log(trainPreprocessor.note);
+  if (options.outDir !== null) mkdirSync(options.outDir, { recursive: true });
 
+  const device = config.device ?? "cpu";
+  encoder.model.toDevice(device);
   encoder.model.eval();
   encoder.model.requiresGrad_(false);
+  // Initialised on the CPU (the same numbers on every device), then moved.
   const fc = new Linear(encoder.featureDim, numClasses);
+  if (options.resume === undefined) {
+    noGrad(() => {
+      normal_(fc.getParameter("weight"), 0, 0.01);
+      zeros_(fc.getParameter("bias"));
+    });
+  }
+  fc.toDevice(device);
   const optimizer = new SGD(fc.parameters(), { lr: config.lr, momentum: config.momentum, weightDecay: config.wd });
-  const schedule = lrScheduleOf(config);
+  // The data order and the augmentation are drawn from (seed, epoch): counters and weights are the state.
+  const state = new TrainingState(fc, optimizer, {}, false);
   const snapshot = backboneSnapshot(encoder);
   const loader = new DataLoader(train, { batchSize: config.batchSize, seed: config.seed, dropLast: false });
   const augment = new Augment(linclsTrainAugment(size));
+  const valLabels = onDevice(val.labels as Tensor, device);
   let valFeatures: Tensor | null = null;
   let trainFeatures: Tensor | null = null;
-  let epoch = options.resume?.epoch ?? 0;
   let bestTop1 = options.resume?.bestTop1 ?? 0;
   let bestEpoch = options.resume?.bestEpoch ?? 0;
   let last = { top1: 0, top5: 0 };
-  let interrupted = false;
   try {
-    noGrad(() => {
-      if (options.resume === undefined) {
-        normal_(fc.getParameter("weight"), 0, 0.01);
-        zeros_(fc.getParameter("bias"));
-      } else {
-        fc.loadStateDict(
-          new Map([
-            ["weight", options.resume.fc.weight],
-            ["bias", options.resume.fc.bias],
-          ]),
-        );
-        optimizer.loadStateDict(options.resume.optimizer);
-      }
-    });
+    if (options.resume !== undefined) {
+      const resume = options.resume;
+      state.loadStateDict({
+        model: new Map([
+          ["weight", resume.fc.weight],
+          ["bias", resume.fc.bias],
+        ]),
+        optimizer: resume.optimizer,
+        torchRng: null,
+        streams: {},
+        epoch: resume.epoch,
+        epochStep: 0,
+        step: resume.epoch * loader.batchesPerEpoch,
+      });
+    }
     log(`computing the features of ${val.length} validation images`);
     valFeatures = await collectFeatures(encoder, val, valPreprocessor, config.batchSize);
     if (config.precomputeFeatures) {
       log(`computing the features of ${train.length} training images (no train augmentation)`);
       trainFeatures = await collectFeatures(encoder, train, valPreprocessor, config.batchSize);
     }
-    const evaluate = () => evaluateFc(fc, valFeatures as Tensor, val.labels as Tensor, config.batchSize);
-    if (epoch > 0) last = evaluate();
+    const evaluate = () => evaluateFc(fc, valFeatures as Tensor, valLabels, config.batchSize);
+    if (state.epoch > 0) last = evaluate();
 
-    for (; epoch < config.epochs; epoch += 1) {
-      if (options.signal?.aborted === true) {
-        interrupted = true;
-        break;
-      }
-      const started = performance.now();
-      const lr = schedule(epoch);
-      setLr(optimizer, lr);
-      const rng = new Random(config.seed, epoch);
-      let lossSum = 0;
-      let correct = 0;
-      let seen = 0;
-      for await (const batch of loader.batches(epoch)) {
-        const labels = batch.labels as Tensor;
-        const n = labels.shape[0] ?? 0;
-        let stats: { loss: number; hits: number };
-        try {
-          stats = scope(() => {
-            const features =
-              trainFeatures === null
-                ? noGrad(() => encoder.model.forwardFeatures(trainPreprocessor.adapt(augment.apply(batch.images, rng))))
-                : trainFeatures.indexSelect(0, batch.indices);
-            const logits = fc.forward(features);
-            const loss = F.crossEntropy(logits, labels);
-            optimizer.zeroGrad();
-            loss.backward();
-            optimizer.step();
-            return { loss: loss.item(), hits: logits.argmax(1).eq(labels).sum().item() };
-          });
-        } finally {
-          batch.dispose();
+    let rng = new Random(config.seed, state.epoch);
+    const step = (batch: Batch): LinclsStepOutput => {
+      const labels = onDevice(batch.labels as Tensor, device);
+      const features =
+        trainFeatures === null
+          ? noGrad(() =>
+              encoder.model.forwardFeatures(
+                onDevice(trainPreprocessor.adapt(augment.apply(batch.images, rng)), device),
+              ),
+            )
+          : trainFeatures.indexSelect(0, onDevice(batch.indices, device));
+      const logits = fc.forward(features);
+      const loss = F.crossEntropy(logits, labels);
+      optimizer.zeroGrad();
+      loss.backward();
+      optimizer.step();
+      return { loss: loss.item(), hits: logits.argmax(1).eq(labels).sum().item(), n: labels.shape[0] ?? 0 };
+    };
+
+    // Training loss and accuracy of an epoch, and after it the validation, the best so far and the log.
+    let started = 0;
+    let sums = { loss: 0, correct: 0, seen: 0 };
+    const epochReport: LoopHooks<LinclsStepOutput> = {
+      epochStarted(epoch) {
+        started = performance.now();
+        sums = { loss: 0, correct: 0, seen: 0 };
+        rng = new Random(config.seed, epoch);
+      },
+      iterationCompleted(_position, output) {
+        sums.loss += output.loss * output.n;
+        sums.correct += output.hits;
+        sums.seen += output.n;
+      },
+      epochCompleted({ epoch }) {
+        last = evaluate();
+        const valTop1 = last.top1 / val.length;
+        if (valTop1 > bestTop1 || epoch === 1) {
+          bestTop1 = Math.max(bestTop1, valTop1);
+          bestEpoch = epoch;
         }
-        if (!Number.isFinite(stats.loss))
-          throw new Error(`lincls: the loss became ${stats.loss} in epoch ${epoch + 1}; try a smaller --lr`);
-        lossSum += stats.loss * n;
-        correct += stats.hits;
-        seen += n;
-        await new Promise<void>((resolve) => setImmediate(resolve));
-      }
-      last = evaluate();
-      const valTop1 = last.top1 / val.length;
-      if (valTop1 > bestTop1 || epoch === 0) {
-        bestTop1 = Math.max(bestTop1, valTop1);
-        bestEpoch = epoch + 1;
-      }
-      const record: EpochRecord = {
-        type: "epoch",
-        epoch: epoch + 1,
-        lr,
-        loss: lossSum / seen,
-        trainTop1: correct / seen,
-        valTop1,
-        valTop5: last.top5 / val.length,
-        bestTop1,
-        seconds: (performance.now() - started) / 1000,
-      };
-      options.onEpoch?.(record);
-      log(
-        `epoch ${epoch + 1}/${config.epochs} lr ${lr.toPrecision(3)} loss ${record.loss.toFixed(4)} ` +
-          `train@1 ${(record.trainTop1 * 100).toFixed(2)}% val@1 ${(valTop1 * 100).toFixed(2)}% ` +
-          `val@5 ${(record.valTop5 * 100).toFixed(2)}% best ${(bestTop1 * 100).toFixed(2)}% (${record.seconds.toFixed(1)} s)`,
-      );
-      if (options.outDir !== null) {
-        const isBest = bestEpoch === epoch + 1;
-        writeLinclsCheckpoint(options, fc, optimizer, { epoch: epoch + 1, bestTop1, bestEpoch }, isBest);
-      }
-    }
+        const lr = currentLr(optimizer);
+        const record: EpochRecord = {
+          type: "epoch",
+          epoch,
+          lr,
+          loss: sums.loss / sums.seen,
+          trainTop1: sums.correct / sums.seen,
+          valTop1,
+          valTop5: last.top5 / val.length,
+          bestTop1,
+          seconds: (performance.now() - started) / 1000,
+        };
+        options.onEpoch?.(record);
+        log(
+          `epoch ${epoch}/${config.epochs} lr ${lr.toPrecision(3)} loss ${record.loss.toFixed(4)} ` +
+            `train@1 ${(record.trainTop1 * 100).toFixed(2)}% val@1 ${(valTop1 * 100).toFixed(2)}% ` +
+            `val@5 ${(record.valTop5 * 100).toFixed(2)}% best ${(bestTop1 * 100).toFixed(2)}% (${record.seconds.toFixed(1)} s)`,
+        );
+      },
+    };
+
+    const outDir = options.outDir;
+    const outcome = await runLoop({
+      state,
+      epochs: config.epochs,
+      batches: (epoch, startStep) => loader.batches(epoch, { startStep }),
+      step,
+      signal: options.signal,
+      // Its checkpoints record completed epochs only: Ctrl-C takes effect at the next epoch's start.
+      stopBetween: "epochs",
+      hooks: [
+        lrScheduleHook(optimizer, lrScheduleOf(config), { perStep: false, stepsPerEpoch: loader.batchesPerEpoch }),
+        nonFiniteLossGuard<LinclsStepOutput>(
+          (output) => output.loss,
+          (value, position) => `lincls: the loss became ${value} in epoch ${position.epoch + 1}; try a smaller --lr`,
+        ),
+        epochReport,
+        // main_lincls.py saves at epochs' ends only; an interrupted run resumes from the last one.
+        ...(outDir === null
+          ? []
+          : [
+              checkpointHook(
+                ({ epoch }) =>
+                  writeLinclsCheckpoint(
+                    options,
+                    outDir,
+                    fc,
+                    optimizer,
+                    { epoch, bestTop1, bestEpoch },
+                    bestEpoch === epoch,
+                  ),
+                { onStop: false },
+              ),
+            ]),
+      ],
+    });
     const changed = changedTensors(encoder, snapshot);
     return {
-      epochs: epoch,
+      epochs: outcome.position.epoch,
       top1: last.top1 / val.length,
       top5: last.top5 / val.length,
       bestTop1,
       bestEpoch,
       backboneTensorsChecked: snapshot.size,
       backboneTensorsChanged: changed,
-      interrupted,
+      interrupted: outcome.interrupted,
     };
   } finally {
+    if (valLabels !== val.labels) valLabels.dispose();
     valFeatures?.dispose();
     trainFeatures?.dispose();
     for (const tensor of snapshot.values()) tensor.dispose();
@@ -344,12 +403,12 @@ export const LINCLS_BEST = "model_best.pth.tar";
 /** main_lincls.py's checkpoint: the whole classifier's state dict (`module.`-prefixed), best_acc1, optimizer. */
 function writeLinclsCheckpoint(
   options: LinearEvalOptions,
+  outDir: string,
   fc: Linear,
   optimizer: SGD,
   progress: { epoch: number; bestTop1: number; bestEpoch: number },
   isBest: boolean,
 ): void {
-  const outDir = options.outDir as string;
   const path = join(outDir, LINCLS_CHECKPOINT);
   scope(() => {
     const stateDict = new Map<string, Tensor>();

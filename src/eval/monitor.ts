@@ -1,43 +1,9 @@
 // kNN accuracy of any feature function over a labeled bank and test split (the training monitor,
-// and the baselines it is compared with: random initialisation, raw pixels).
+// and the baselines it is compared with: random initialisation, raw pixels). Features come from the
+// one extractor (encoder/features.ts) and stay on the feature function's device.
 import type { ImageDataset } from "../data/dataset.js";
-import { F, arange, cat, keep, noGrad, scope, type Tensor } from "../torch/index.js";
+import { datasetFeatures, type FeatureFunction } from "../encoder/features.js";
 import { knnClassify, type KnnResult } from "./knn.js";
-
-/** Features of uint8 images [B, C, H, W] → [B, D] (any D; they are L2-normalised here). */
-export type FeatureFunction = (images: Tensor) => Tensor;
-
-/** Features of every image of a dataset (L2-normalised unless told not to), `batchSize` at a time, without gradients. */
-export async function datasetFeatures(
-  dataset: ImageDataset,
-  batchSize: number,
-  features: FeatureFunction,
-  options: { normalize?: boolean } = {},
-): Promise<Tensor> {
-  const parts: Tensor[] = [];
-  try {
-    for (let start = 0; start < dataset.length; start += batchSize) {
-      const n = Math.min(batchSize, dataset.length - start);
-      const indices = arange(start, start + n);
-      const images = await dataset.batch(indices);
-      indices.dispose();
-      parts.push(
-        keep(
-          scope(() =>
-            noGrad(() => {
-              const flat = features(images).flatten(1);
-              return options.normalize === false ? flat : F.normalize(flat, { dim: 1 });
-            }),
-          ),
-        ),
-      );
-      images.dispose();
-    }
-    return keep(cat(parts, 0));
-  } finally {
-    for (const part of parts) part.dispose();
-  }
-}
 
 export interface KnnEvaluation {
   bank: ImageDataset;

@@ -19,7 +19,8 @@ export function contrastiveLogits(q: Tensor, k: Tensor, queue: Tensor, T: number
   const joined = cat([lPos, lNeg], 1); // logits: N×(1+K)
   const logits = joined.div(T);
   for (const t of [lPos, lNeg, joined]) t.dispose();
-  return { logits, labels: zeros([q.shape[0] ?? 0], { dtype: "int64" }) };
+  // Made where the queries are, so that a model on a GPU gets its labels there too.
+  return { logits, labels: zeros([q.shape[0] ?? 0], { dtype: "int64", device: q.device }) };
 }
 
 /** Eq. (2): θk ← m·θk + (1 − m)·θq, for parameters only (BN buffers keep their own statistics). */
@@ -67,7 +68,7 @@ export interface BatchShuffle {
 export const singleProcessShuffle: BatchShuffle = {
   shuffle(images) {
     const [n = 0] = images.shape;
-    const order = randperm(n);
+    const order = randperm(n, { device: images.device });
     const restore = order.argsort();
     const shuffled = images.indexSelect(0, order);
     order.dispose();

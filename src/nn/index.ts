@@ -1,6 +1,7 @@
 // torch.nn and torchvision.models.resnet for moco-ts: Module, layers, initialisers, ResNets.
 export {
   Module,
+  onDevice,
   StateDictError,
   type AnyModule,
   type LoadStateDictOptions,

@@ -467,6 +467,20 @@ export abstract class Module<TIn extends unknown[] = [Tensor], TOut = Tensor> {
   }
 
   /**
+   * The device of this module's tensors (its first parameter's, else its first buffer's; "cpu" when it
+   * has none): what a caller moves inputs to and makes new tensors on.
+   */
+  get device(): string {
+    for (const m of this.modules()) {
+      for (const t of m._parameters.values()) if (t !== null) return t.device;
+    }
+    for (const m of this.modules()) {
+      for (const t of m._buffers.values()) if (t !== null) return t.device;
+    }
+    return "cpu";
+  }
+
+  /**
    * Moves every parameter and buffer to `device` ("cpu", "cuda:0"), replacing the tensors in the
    * registries (parameters stay leaves with their requiresGrad; grads are dropped). The old tensors are
    * freed. Returns this.
@@ -581,4 +595,12 @@ export abstract class Module<TIn extends unknown[] = [Tensor], TOut = Tensor> {
 
 function sameShape(a: Shape, b: Shape): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/**
+ * `tensor` on `device`: itself when it is already there (no copy, no new handle), else a copy there
+ * (the caller owns it). Inputs go to their module's device this way.
+ */
+export function onDevice(tensor: Tensor, device: string): Tensor {
+  return tensor.device === device ? tensor : tensor.toDevice(device);
 }

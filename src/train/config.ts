@@ -72,6 +72,11 @@ export const pretrainConfigSchema = z
     // run
     seed: z.number().int().nonnegative(),
     threads: positiveInt.nullable(),
+    /** Where the model runs ("cpu", "cuda", "cuda:N"); absent = "cpu". */
+    device: z
+      .string()
+      .regex(/^(cpu|cuda(:\d+)?)$/, 'expected "cpu", "cuda" or "cuda:N"')
+      .optional(),
     /** Stop after this many steps in all (for quick trials). */
     maxSteps: positiveInt.nullable(),
     out: z.string(),

@@ -1,13 +1,15 @@
-// MoCo pretraining: the loop of main_moco.py (SGD, the lr set per epoch, checkpoints every epoch)
-// over batched augmentation, with a kNN monitor, a metrics log and exact resume.
+// MoCo pretraining: main_moco.py's recipe (SGD, the lr set per epoch, a checkpoint every epoch) over
+// batched augmentation, with a kNN monitor, a metrics log and exact resume, as one configuration of
+// the training loop (loop.ts): a state, a step function and hooks.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 
 import { TwoViewAugment, evalTransform } from "../data/augment.js";
-import { DataLoader } from "../data/loader.js";
+import { DataLoader, type Batch } from "../data/loader.js";
 import { Random, type RandomState } from "../data/random.js";
-import { knnAccuracy, type FeatureFunction } from "../eval/monitor.js";
+import type { FeatureFunction } from "../encoder/features.js";
+import { knnAccuracy } from "../eval/monitor.js";
 import {
   MoCo,
   MoCoSettingsError,
@@ -16,16 +18,27 @@ import {
   type MoCoOptions,
   type MoCoSettings,
 } from "../moco/index.js";
-import { resnet, splitBatchNorm, type ResNet, type ResNetArch } from "../nn/index.js";
-import { SGD, cosineSchedule, setLr, stepSchedule, withWarmup, type LrSchedule } from "../optim/index.js";
-import { F, getRngState, manualSeed, scope, setNumThreads, setRngState, type Tensor } from "../torch/index.js";
-import { readCheckpoint, disposeCheckpoint, writeCheckpoint, CHECKPOINT_FORMAT } from "./checkpoint.js";
+import { onDevice, resnet, splitBatchNorm, type ResNet, type ResNetArch } from "../nn/index.js";
+import { SGD, cosineSchedule, stepSchedule, withWarmup, type LrSchedule } from "../optim/index.js";
+import { F, manualSeed, setNumThreads, type Tensor } from "../torch/index.js";
+import {
+  readCheckpoint,
+  disposeCheckpoint,
+  writeCheckpoint,
+  CHECKPOINT_FORMAT,
+  type PretrainCheckpoint,
+} from "./checkpoint.js";
 import type { PretrainConfig } from "./config.js";
 import { openPretrainData, type PretrainData } from "./data.js";
-import { MetricsLog, type KnnRecord } from "./metrics.js";
+import { checkpointHook, currentLr, lrScheduleHook, nonFiniteLossGuard, onRank0 } from "./hooks.js";
+import { MetricsLog, topkCorrect, type KnnRecord } from "./metrics.js";
 import { initialiseBackbone } from "./init-backbone.js";
+import { TrainingState, disposeStateDict, runLoop, type LoopHooks, type LoopPosition } from "./loop.js";
 import type { DataParallel } from "./parallel.js";
-import { silentProgress, formatDuration, type ProgressReporter } from "./progress.js";
+import { knnMonitorHook, metricsHook, type KnnAccuracy, type PretrainStepOutput } from "./pretrain-hooks.js";
+import { silentProgress, type ProgressReporter } from "./progress.js";
+
+export { NonFiniteLossError } from "./hooks.js";
 
 export const CHECKPOINT_FILE = "checkpoint.pth.tar";
 
@@ -60,8 +73,6 @@ export interface PretrainResult {
   knn: KnnSummary;
   seconds: number;
 }
-
-export class NonFiniteLossError extends Error {}
 
 function mocoSettings(config: PretrainConfig): MoCoSettings {
   return {
@@ -107,7 +118,8 @@ export function buildModel(config: PretrainConfig, inChannels: number, parallel?
     });
   const options: MoCoOptions =
     parallel === undefined ? {} : { shuffle: parallel.shuffle, gatherKeys: parallel.gatherKeys };
-  return new MoCo(encoder, mocoSettings(config), options);
+  // Built on the CPU (the same random initialisation everywhere), then moved to the run's device.
+  return new MoCo(encoder, mocoSettings(config), options).toDevice(config.device ?? "cpu");
 }
 
 function lrSchedule(config: PretrainConfig): LrSchedule {
@@ -117,35 +129,25 @@ function lrSchedule(config: PretrainConfig): LrSchedule {
   return config.warmupEpochs > 0 ? withWarmup(base, { epochs: config.warmupEpochs }) : base;
 }
 
-/** Top-1 and top-5 pretext accuracy (%): how often the positive (index 0) ranks first / in the top 5. */
+/** Top-1 and top-5 pretext accuracy (%): how often the positive (label 0) ranks first / in the top 5. */
 function pretextAccuracy(output: ContrastiveLogits): { top1: number; top5: number } {
-  return scope(() => {
-    const n = output.logits.shape[0] ?? 1;
-    const k = Math.min(5, output.logits.shape[1] ?? 1);
-    const hits = output.logits.topk(k, 1).indices.eq(0);
-    return {
-      top1: (hits.narrow(1, 0, 1).sum().item() / n) * 100,
-      top5: (hits.sum().item() / n) * 100,
-    };
-  });
+  const n = output.logits.shape[0] ?? 1;
+  const hits = topkCorrect(output.logits, output.labels);
+  return { top1: (hits.top1 / n) * 100, top5: (hits.top5 / n) * 100 };
 }
 
+/** The kNN monitor's features: un-augmented images through the query encoder, on its device. */
 function knnFeatureFunction(model: MoCo, data: PretrainData, config: PretrainConfig): FeatureFunction {
   const stats = data.train.stats;
+  const device = model.device;
   return (images) => {
-    const x = evalTransform(images, { size: data.imageSize, stats });
+    const x = onDevice(evalTransform(images, { size: data.imageSize, stats }), device);
     const encoder = model.encoderQ;
-    const features = config.knnFeatures === "head" ? encoder.forward(x) : encoder.forwardFeatures(x);
-    x.dispose();
-    return features;
+    return config.knnFeatures === "head" ? encoder.forward(x) : encoder.forwardFeatures(x);
   };
 }
 
-async function measureKnn(
-  model: MoCo,
-  data: PretrainData,
-  config: PretrainConfig,
-): Promise<{ top1: number; top5: number } | null> {
+async function measureKnn(model: MoCo, data: PretrainData, config: PretrainConfig): Promise<KnnAccuracy | null> {
   if (data.knnBank === null || data.knnTest === null) return null;
   const wasTraining = model.training;
   model.eval();
@@ -161,10 +163,7 @@ async function measureKnn(
   }
 }
 
-async function measurePixelKnn(
-  data: PretrainData,
-  config: PretrainConfig,
-): Promise<{ top1: number; top5: number } | null> {
+async function measurePixelKnn(data: PretrainData, config: PretrainConfig): Promise<KnnAccuracy | null> {
   if (data.knnBank === null || data.knnTest === null) return null;
   const stats = data.train.stats;
   const result = await knnAccuracy(
@@ -175,8 +174,128 @@ async function measurePixelKnn(
   return { top1: result.top1 * 100, top5: result.top5 * 100 };
 }
 
-function now(): string {
-  return new Date().toISOString();
+/** Every rank starts from rank 0's weights; rank 0 may spend a while on kNN and checkpoints first. */
+function parallelHook(parallel: DataParallel, model: MoCo): LoopHooks<unknown> {
+  return {
+    started() {
+      parallel.broadcastState(model);
+      parallel.barrier();
+    },
+    epochCompleted() {
+      parallel.barrier();
+    },
+  };
+}
+
+/** Loads a checkpoint into the state; a run over another number of processes restarts the augmentation streams. */
+function restore(
+  state: TrainingState<RandomState>,
+  resumed: PretrainCheckpoint,
+  rank: number,
+  worldSize: number,
+  log: (line: string) => void,
+): void {
+  const byRank = resumed.moco_ts.augmentRngByRank;
+  const sameLayout = (byRank?.length ?? 1) === worldSize;
+  if (!sameLayout) {
+    log(
+      `the checkpoint is of a run over ${byRank?.length ?? 1} process(es), this one has ${worldSize}: ` +
+        "the augmentation streams restart (the run continues, but not exactly as it would have)",
+    );
+  }
+  state.loadStateDict({
+    model: resumed.state_dict,
+    optimizer: resumed.optimizer,
+    torchRng: resumed.moco_ts.torchRng,
+    streams: sameLayout ? { augment: byRank?.[rank] ?? resumed.moco_ts.augmentRng } : {},
+    epoch: resumed.epoch,
+    epochStep: resumed.moco_ts.epochStep,
+    step: resumed.moco_ts.step,
+  });
+}
+
+/**
+ * Writes the state in the official layout (checkpoint.ts). Collective in a distributed run: every
+ * rank's augmentation state goes into rank 0's file.
+ */
+function checkpointWriter(
+  state: TrainingState<RandomState>,
+  views: TwoViewAugment,
+  config: PretrainConfig,
+  path: string,
+  parallel: DataParallel | undefined,
+): (position: LoopPosition) => void {
+  return (position) => {
+    const augmentStates = (parallel?.gather(views.getState()) ?? [views.getState()]) as unknown as RandomState[];
+    if ((parallel?.rank ?? 0) !== 0) return;
+    const dict = state.stateDict();
+    try {
+      writeCheckpoint(path, {
+        epoch: position.epoch,
+        arch: config.arch,
+        state_dict: dict.model,
+        optimizer: dict.optimizer,
+        moco_ts: {
+          format: CHECKPOINT_FORMAT,
+          config,
+          step: position.step,
+          epochStep: position.epochStep,
+          torchRng: dict.torchRng as Tensor,
+          augmentRng: views.getState(),
+          ...(parallel === undefined ? {} : { augmentRngByRank: augmentStates }),
+        },
+      });
+    } finally {
+      disposeStateDict(dict);
+    }
+  };
+}
+
+/**
+ * One MoCo step: two views of the batch, Algorithm 1's logits, InfoNCE (summed over both directions
+ * when symmetric), SGD. A non-finite loss takes no step (the guard then stops the run).
+ */
+function mocoStep(
+  model: MoCo,
+  views: TwoViewAugment,
+  optimizer: SGD,
+  parallel: DataParallel | undefined,
+): (batch: Batch) => PretrainStepOutput {
+  const device = model.device;
+  const averageGradients = parallel?.gradientAverager(model.parameters());
+  return (batch) => {
+    const { query, key } = views.apply(batch.images);
+    const outputs = model.forward(onDevice(query, device), onDevice(key, device));
+    const losses = outputs.map((o) => F.crossEntropy(o.logits, o.labels));
+    const loss = losses.length === 1 ? (losses[0] as Tensor) : losses.reduce((a, b) => a.add(b));
+    const local = [loss.item(), ...Object.values(pretextAccuracy(outputs[0] as ContrastiveLogits))];
+    // The ranks' means: every rank sees the same values and so stops together on a NaN.
+    const [value = NaN, top1 = NaN, top5 = NaN] = parallel === undefined ? local : parallel.mean(local);
+    if (Number.isFinite(value)) {
+      optimizer.zeroGrad();
+      loss.backward();
+      averageGradients?.();
+      optimizer.step();
+    }
+    return { loss: value, top1, top5 };
+  };
+}
+
+/** A kNN result into the metrics log and the console. */
+function knnRecorder(append: MetricsLog["append"], progress: ProgressReporter) {
+  return (position: LoopPosition, features: string, result: KnnAccuracy): void => {
+    const record: KnnRecord = {
+      type: "knn",
+      epoch: position.epoch,
+      step: position.step,
+      top1: result.top1,
+      top5: result.top5,
+      features,
+      time: new Date().toISOString(),
+    };
+    append(record);
+    progress.log(`kNN top-1 (${features}) after ${position.epoch} epoch(s): ${result.top1.toFixed(2)}%`);
+  };
 }
 
 /** Runs (or resumes) MoCo pretraining as configured; the run folder gets config, metrics and checkpoints. */
@@ -216,218 +335,85 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
     data.augment,
     rank === 0 ? { seed: config.seed } : { rng: new Random(config.seed, rank) },
   );
-  const averageGradients = parallel?.gradientAverager(model.parameters());
-  const schedule = lrSchedule(config);
+  const state = new TrainingState<RandomState>(model, optimizer, { augment: views });
   const stepsPerEpoch = loader.batchesPerEpoch;
   const knn: KnnSummary = { trained: null, random: null, pixels: null };
-  const append: MetricsLog["append"] = (record) => {
-    if (lead) metrics.append(record);
-  };
-  const recordKnn = (epoch: number, step: number, features: string, result: { top1: number; top5: number }) => {
-    const record: KnnRecord = { type: "knn", epoch, step, top1: result.top1, top5: result.top5, features, time: now() };
-    append(record);
-    progress.log(`kNN top-1 (${features}) after ${epoch} epoch(s): ${result.top1.toFixed(2)}%`);
-  };
 
-  let epoch = 0;
-  let epochStep = 0;
-  let step = 0;
-  let interrupted = false;
   try {
     if (resumed !== null) {
-      model.loadStateDict(resumed.state_dict, { strict: true });
-      optimizer.loadStateDict(resumed.optimizer);
-      setRngState(resumed.moco_ts.torchRng);
-      const byRank = resumed.moco_ts.augmentRngByRank;
-      const worldSize = parallel?.worldSize ?? 1;
-      if ((byRank?.length ?? 1) !== worldSize) {
-        progress.log(
-          `the checkpoint is of a run over ${byRank?.length ?? 1} process(es), this one has ${worldSize}: ` +
-            "the augmentation streams restart (the run continues, but not exactly as it would have)",
-        );
-      } else {
-        views.setState(byRank?.[rank] ?? resumed.moco_ts.augmentRng);
-      }
-      epoch = resumed.epoch;
-      epochStep = resumed.moco_ts.epochStep;
-      step = resumed.moco_ts.step;
-      if (lead) metrics.truncateAfter(step);
+      restore(state, resumed, rank, parallel?.worldSize ?? 1, progress.log);
+      if (lead) metrics.truncateAfter(state.step);
       for (const record of metrics.read()) {
         if (record.type === "knn" && record.features === "pixels") knn.pixels = record.top1;
         if (record.type === "knn" && record.epoch === 0 && record.features !== "pixels") knn.random = record.top1;
       }
-      progress.log(`resumed ${options.resume} at epoch ${epoch}, step ${step}`);
+      progress.log(`resumed ${options.resume} at epoch ${state.epoch}, step ${state.step}`);
     } else {
       if (config.pretrained !== null)
         progress.log(
           `initialised the query and key encoders' backbone: ${initialiseBackbone(model, config.pretrained)}`,
         );
+      if (lead) writeFileSync(metrics.path, "");
     }
-    if (resumed === null && lead) {
-      writeFileSync(metrics.path, "");
-      if (data.knnBank !== null) {
-        const pixels = await measurePixelKnn(data, config);
-        if (pixels !== null) {
-          knn.pixels = pixels.top1;
-          recordKnn(0, 0, "pixels", pixels);
-        }
-        const random = await measureKnn(model, data, config);
-        if (random !== null) {
-          knn.random = random.top1;
-          recordKnn(0, 0, config.knnFeatures, random);
-        }
-      }
-    }
-
-    parallel?.broadcastState(model);
-    parallel?.barrier();
-
-    // Collective in a distributed run (every rank's augmentation state goes into rank 0's file).
-    const save = (completedEpochs: number, stepsIntoEpoch: number) => {
-      const augmentStates = (parallel?.gather(views.getState()) ?? [views.getState()]) as unknown as RandomState[];
-      if (!lead) return;
-      const stateDict = model.stateDict();
-      const torchRng = getRngState();
-      try {
-        writeCheckpoint(checkpointPath, {
-          epoch: completedEpochs,
-          arch: config.arch,
-          state_dict: stateDict,
-          optimizer: optimizer.stateDict(),
-          moco_ts: {
-            format: CHECKPOINT_FORMAT,
-            config,
-            step,
-            epochStep: stepsIntoEpoch,
-            torchRng,
-            augmentRng: views.getState(),
-            ...(parallel === undefined ? {} : { augmentRngByRank: augmentStates }),
-          },
-        });
-      } finally {
-        for (const tensor of stateDict.values()) tensor.dispose();
-        torchRng.dispose();
-      }
-    };
 
     const totalSteps =
       config.maxSteps === null
         ? config.epochs * stepsPerEpoch
         : Math.min(config.maxSteps, config.epochs * stepsPerEpoch);
-    let rate = 0;
-    training: for (; epoch < config.epochs; epoch++) {
-      const epochStart = Date.now();
-      const sums = { loss: 0, top1: 0, top5: 0, n: 0 };
-      let lr = schedule(epoch);
-      let last = Date.now();
-      for await (const batch of loader.batches(epoch, { startStep: epochStep })) {
-        try {
-          // Every rank stops at the same step: a Ctrl-C reaches the ranks at different moments.
-          const aborted = options.signal?.aborted === true;
-          const stop = parallel === undefined ? aborted : parallel.any(aborted);
-          if (stop || step >= totalSteps) {
-            interrupted = stop;
-            save(epoch, batch.step);
-            break training;
-          }
-          if (config.warmupEpochs > 0) lr = schedule(epoch + batch.step / stepsPerEpoch);
-          setLr(optimizer, lr);
-          const result = scope(() => {
-            const { query, key } = views.apply(batch.images);
-            const outputs = model.forward(query, key);
-            const losses = outputs.map((o) => F.crossEntropy(o.logits, o.labels));
-            const loss = losses.length === 1 ? (losses[0] as Tensor) : losses.reduce((a, b) => a.add(b));
-            const local = [loss.item(), ...Object.values(pretextAccuracy(outputs[0] as ContrastiveLogits))];
-            // The ranks' means: every rank sees the same values and so stops together on a NaN.
-            const [value = NaN, top1 = NaN, top5 = NaN] = parallel === undefined ? local : parallel.mean(local);
-            if (!Number.isFinite(value)) {
-              throw new NonFiniteLossError(
-                `loss became ${value} at epoch ${epoch + 1}, step ${step + 1}: stopping; ` +
-                  `the last good checkpoint (${checkpointPath}) is intact. Lower --lr or check the data.`,
-              );
-            }
-            optimizer.zeroGrad();
-            loss.backward();
-            averageGradients?.();
-            optimizer.step();
-            return { loss: value, top1, top5 };
-          });
-          step++;
-          epochStep = batch.step + 1;
-          const t = Date.now();
-          const instant = (config.batchSize * 1000) / Math.max(1, t - last);
-          rate = rate === 0 ? instant : 0.9 * rate + 0.1 * instant;
-          last = t;
-          sums.loss += result.loss;
-          sums.top1 += result.top1;
-          sums.top5 += result.top5;
-          sums.n++;
-          append({ type: "step", epoch, step, ...result, lr, imagesPerSec: instant, time: now() });
-          progress.update({
-            epoch,
+    const append: MetricsLog["append"] = (record) => metrics.append(record);
+    const outcome = await runLoop({
+      state,
+      epochs: config.epochs,
+      maxSteps: totalSteps,
+      batches: (epoch, startStep) => loader.batches(epoch, { startStep }),
+      step: mocoStep(model, views, optimizer, parallel),
+      signal: options.signal,
+      // Every rank stops at the same step: a Ctrl-C reaches the ranks at different moments.
+      ...(parallel === undefined ? {} : { agree: (aborted: boolean) => parallel.any(aborted) }),
+      hooks: [
+        lrScheduleHook(optimizer, lrSchedule(config), { perStep: config.warmupEpochs > 0, stepsPerEpoch }),
+        nonFiniteLossGuard<PretrainStepOutput>(
+          (output) => output.loss,
+          (value, position) =>
+            `loss became ${value} at epoch ${position.epoch + 1}, step ${position.step}: stopping; ` +
+            `the last good checkpoint (${checkpointPath}) is intact. Lower --lr or check the data.`,
+        ),
+        ...onRank0<PretrainStepOutput>(
+          rank,
+          metricsHook({
+            append,
+            progress,
+            batchSize: config.batchSize,
             epochs: config.epochs,
-            stepInEpoch: epochStep,
             stepsPerEpoch,
-            loss: result.loss,
-            top1: result.top1,
-            lr,
-            imagesPerSec: rate,
-            etaSeconds: ((totalSteps - step) * config.batchSize) / Math.max(rate, 1e-9),
-          });
-        } finally {
-          batch.dispose();
-        }
-        // In-memory batches resolve as microtasks: without a turn of the event loop, Ctrl-C (and
-        // the finalizers of forgotten tensors) would wait for the end of the run.
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-      epochStep = 0;
-      const seconds = (Date.now() - epochStart) / 1000;
-      const mean = (v: number) => (sums.n === 0 ? NaN : v / sums.n);
-      append({
-        type: "epoch",
-        epoch: epoch + 1,
-        step,
-        loss: mean(sums.loss),
-        top1: mean(sums.top1),
-        top5: mean(sums.top5),
-        lr,
-        seconds,
-        imagesPerSec: (sums.n * config.batchSize) / Math.max(seconds, 1e-9),
-        time: now(),
-      });
-      progress.log(
-        `epoch ${epoch + 1}/${config.epochs}: loss ${mean(sums.loss).toFixed(4)}, pretext top-1 ${mean(sums.top1).toFixed(1)}%, ` +
-          `${formatDuration(seconds)}`,
-      );
-      const isLastEpoch = epoch + 1 === config.epochs || step >= totalSteps;
-      if (lead && (isLastEpoch || (config.knnEvery > 0 && (epoch + 1) % config.knnEvery === 0))) {
-        const result = await measureKnn(model, data, config);
-        if (result !== null) {
-          recordKnn(epoch + 1, step, config.knnFeatures, result);
-          knn.trained = result.top1;
-        }
-      }
-      save(epoch + 1, 0);
-      parallel?.barrier();
-      if (step >= totalSteps && epoch + 1 < config.epochs) {
-        epoch++;
-        break;
-      }
-    }
-    if (lead && knn.trained === null && !interrupted) {
-      const result = await measureKnn(model, data, config);
-      if (result !== null) {
-        recordKnn(epoch, step, config.knnFeatures, result);
-        knn.trained = result.top1;
-      }
-    }
+            totalSteps,
+            lr: () => currentLr(optimizer),
+          }),
+          knnMonitorHook({
+            encoder: () => measureKnn(model, data, config),
+            pixels: () => measurePixelKnn(data, config),
+            baselines: resumed === null,
+            every: config.knnEvery,
+            epochs: config.epochs,
+            totalSteps,
+            features: config.knnFeatures,
+            record: knnRecorder(append, progress),
+            found: (kind, top1) => {
+              knn[kind] = top1;
+            },
+          }),
+        ),
+        // The checkpoint before the barrier: the other ranks wait for rank 0's file.
+        checkpointHook(checkpointWriter(state, views, config, checkpointPath, parallel)),
+        ...(parallel === undefined ? [] : [parallelHook(parallel, model)]),
+      ],
+    });
     const summary: PretrainResult = {
       runDir: config.out,
       checkpoint: checkpointPath,
-      epochsDone: epoch,
-      steps: step,
-      interrupted,
+      epochsDone: outcome.position.epoch,
+      steps: outcome.position.step,
+      interrupted: outcome.interrupted,
       knn,
       seconds: (Date.now() - started) / 1000,
     };
