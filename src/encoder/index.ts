@@ -10,7 +10,15 @@ export {
 } from "./encoder.js";
 export { embed, embedDataset, type EmbedOptions, type EmbedDatasetOptions } from "./embed.js";
 export { inferResNetLayout, describeLayout, LayoutError, type ResNetLayout, type HeadLayout } from "./layout.js";
-export { Preprocessor, trainingStats, type PreprocessOptions } from "./preprocess.js";
+export { Preprocessor, encoderInput, trainingStats, type PreprocessOptions } from "./preprocess.js";
+export {
+  EncoderInputError,
+  INPUT_METADATA_KEYS,
+  checkEncoderInput,
+  inputFromMetadata,
+  inputMetadata,
+  type EncoderInput,
+} from "./input.js";
 export {
   readEncoderStateDict,
   CheckpointFormatError,

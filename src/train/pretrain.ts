@@ -302,6 +302,7 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
             torchRng,
             augmentRng: views.getState(),
             ...(parallel === undefined ? {} : { augmentRngByRank: augmentStates }),
+            input: { size: data.imageSize, channels: data.train.channels, ...data.train.stats },
           },
         });
       } finally {
