@@ -4,7 +4,16 @@
 // screenshot. Bad inputs fail with a message.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -133,13 +142,62 @@ test("moco report: one self-contained page of two runs that Chromium renders wit
   }
 });
 
-test("writeRunReport without embeddings, and clear errors for what is not a run", async () => {
+test("writeRunReport without embeddings, a lincls folder inside the run, clear errors for what is not a run", async () => {
   const out = join(root, "light.html");
   const report = await writeRunReport([runB], { out, embedding: false, title: "light" });
   assert.equal(report.runs.length, 1);
   assert.equal(report.charts, 5, "four step charts and the kNN chart");
   assert.ok(existsSync(out));
   assert.doesNotMatch(readFileSync(out, "utf8"), /data:image\/png/, "no map, no thumbnails");
+
+  // A lincls output (its files as moco lincls writes them, per-class fields as moco knn's) in the run.
+  const lincls = join(runB, "lincls");
+  mkdirSync(lincls);
+  writeFileSync(
+    join(lincls, "config.json"),
+    JSON.stringify({ pretrained: join(runB, "checkpoint.pth.tar"), epochs: 2 }),
+  );
+  const epoch = (n: number, valTop1: number) =>
+    JSON.stringify({
+      type: "epoch",
+      epoch: n,
+      lr: 30,
+      loss: 1 / n,
+      trainTop1: 0.5,
+      valTop1,
+      valTop5: 1,
+      bestTop1: valTop1,
+      seconds: n,
+    });
+  writeFileSync(join(lincls, "metrics.jsonl"), `${epoch(1, 0.5)}\n${epoch(2, 0.625)}\n`);
+  writeFileSync(
+    join(lincls, "summary.json"),
+    JSON.stringify({
+      top1: 0.625,
+      perClass: [
+        { name: "bag", count: 4, correct: 3, accuracy: 0.75 },
+        { name: "sneaker", count: 4, correct: 2, accuracy: 0.5 },
+      ],
+      confusion: [
+        [3, 1],
+        [2, 2],
+      ],
+    }),
+  );
+  const withLincls = await writeRunReport([runB], { out, embedding: false });
+  assert.equal(withLincls.charts, 5 + 3, "+ the lincls curve, per class and its confusion matrix");
+  assert.equal(withLincls.runs[0]?.lincls[0]?.epochs.length, 2);
+  const html = readFileSync(out, "utf8");
+  assert.match(html, /Linear evaluation: validation top-1/);
+  assert.match(html, /Confusion matrix, linear evaluation \(top-1 62\.50%\)/);
+  assert.match(html, /<td>62\.50%<\/td>/, "the run table shows the linear top-1");
+
+  writeFileSync(
+    join(lincls, "summary.json"),
+    JSON.stringify({ top1: 0.5, perClass: [{ name: "bag" }], confusion: [[1, 2]] }),
+  );
+  await assert.rejects(writeRunReport([runB], { out, embedding: false }), /perClass and confusion do not agree/);
+  rmSync(lincls, { recursive: true });
 
   assert.throws(() => readRuns([folder]), ReportInputError);
   assert.throws(() => readRuns([join(root, "a-knn")]), /evaluation outputs follow the run they belong to/);

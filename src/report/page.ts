@@ -72,6 +72,7 @@ const STYLE = `
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em auto; max-width: 1200px; color: #222; padding: 0 1em; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }
 .charts { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
+figure.chart { margin: 0; }
 .runs { border-collapse: collapse; font-size: 13px; } .runs td, .runs th { border: 1px solid #ddd; padding: 3px 6px; text-align: right; }
 .runs td:first-child, .runs td.path { text-align: left; } .path { color: #666; font-size: 11px; }
 .grid .row { display: flex; gap: 4px; margin-bottom: 6px; }
