@@ -2,8 +2,7 @@
 // by vega without a browser (renderer "none" + toSVG), so the page holds plain inline SVG and
 // needs no script or network to show them. Each function returns the specification; `renderSvg`
 // draws any of them.
-import * as vega from "vega";
-import { compile, type TopLevelSpec } from "vega-lite";
+import type { TopLevelSpec } from "vega-lite";
 
 import type { ClassResults, KnnPoint, RunRecord, StepPoint } from "./run.js";
 
@@ -14,6 +13,8 @@ const HEIGHT = 220;
 
 /** SVG text of a vega-lite specification. */
 export async function renderSvg(spec: ChartSpec): Promise<string> {
+  // Loaded on first use: they take ~0.2 s to import, which every other command would pay.
+  const [vega, { compile }] = await Promise.all([import("vega"), import("vega-lite")]);
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: "none" });
   try {
     return await view.toSVG();

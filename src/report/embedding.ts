@@ -3,7 +3,6 @@
 // picture) and a grid of nearest neighbours by cosine similarity. Thumbnails are small PNGs as
 // data: URIs, so the page carries them.
 import sharp from "sharp";
-import { UMAP } from "umap-js";
 
 import type { ImageDataset } from "../data/dataset.js";
 import type { Split } from "../data/fashion-mnist.js";
@@ -178,6 +177,7 @@ export async function embeddingViews(run: RunRecord, options: EmbeddingViewOptio
         const flat = embeddings.toArray();
         const dim = embeddings.shape[1] ?? 0;
         for (let i = 0; i < n; i += 1) vectors.push(Array.from(flat.slice(i * dim, (i + 1) * dim)));
+        const { UMAP } = await import("umap-js"); // on first use, as vega
         const umap = new UMAP({
           nComponents: 2,
           nNeighbors: Math.max(2, Math.min(15, n - 1)),
