@@ -38,8 +38,11 @@ export function runTable(runs: readonly RunRecord[]): string {
       .map(String)
       .join(", ");
     const images = run.steps.map((s) => s.imagesPerSec).filter(Number.isFinite);
+    // Step records count epochs from 0 (the epoch in progress); summary.json says how many completed.
+    const done = run.summary?.["epochsDone"];
+    const epochs = typeof done === "number" ? done : run.steps.length === 0 ? 0 : (run.steps.at(-1)?.epoch ?? 0) + 1;
     const speed = images.length === 0 ? "–" : (images.reduce((a, b) => a + b, 0) / images.length).toFixed(0);
-    return `<tr><td>${escapeHtml(run.name)}</td><td>${escapeHtml(what)}</td><td>${String(run.steps.at(-1)?.epoch ?? 0)}</td><td>${run.steps.length}</td><td>${speed}</td><td>${pct(knn["trained"])}</td><td>${pct(knn["random"])}</td><td>${pct(knn["pixels"])}</td><td>${lincls === undefined ? "–" : pct(lincls)}</td><td class="path">${escapeHtml(run.dir)}</td></tr>`;
+    return `<tr><td>${escapeHtml(run.name)}</td><td>${escapeHtml(what)}</td><td>${String(epochs)}</td><td>${run.steps.length}</td><td>${speed}</td><td>${pct(knn["trained"])}</td><td>${pct(knn["random"])}</td><td>${pct(knn["pixels"])}</td><td>${lincls === undefined ? "–" : pct(lincls)}</td><td class="path">${escapeHtml(run.dir)}</td></tr>`;
   });
   return `<table class="runs"><thead><tr><th>run</th><th>network, data</th><th>epochs</th><th>steps</th><th>images/s</th><th>kNN top-1</th><th>random init</th><th>raw pixels</th><th>linear top-1</th><th>folder</th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
 }
