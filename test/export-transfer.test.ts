@@ -15,6 +15,7 @@ import sharp from "sharp";
 
 import { openFashionMnist } from "../src/data/fashion-mnist.js";
 import { encoderInput, loadEncoder } from "../src/encoder/index.js";
+import { OnnxFormatError, readOnnxInput, readOnnxMetadata } from "../src/export/index.js";
 import { readSafetensors, writeNpy } from "../src/io/index.js";
 import { fromTypedArray, noGrad } from "../src/torch/index.js";
 import { pythonScript } from "./helpers/python-script.js";
@@ -106,6 +107,9 @@ print(json.dumps({"dims": dims, "meta": {p.key: p.value for p in m.metadata_prop
     assert.deepEqual(JSON.parse(props.meta["mean"] ?? "null"), recorded.mean);
     assert.deepEqual(JSON.parse(props.meta["std"] ?? "null"), recorded.std);
     assert.equal(props.meta["features"], "backbone");
+    assert.deepEqual(readOnnxMetadata(onnxPath), props.meta, "our reader sees what the onnx package sees");
+    assert.deepEqual(readOnnxInput(onnxPath), recorded);
+    assert.throws(() => readOnnxMetadata(readFileSync(onnxPath).subarray(0, 1000)), OnnxFormatError);
 
     // onnxruntime runs the declared size and computes what our encoder computes; 32 px is refused.
     const session = await ort.InferenceSession.create(readFileSync(onnxPath));
