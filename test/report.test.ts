@@ -124,7 +124,11 @@ test("moco report: one self-contained page of two runs that Chromium renders wit
     );
     assert.match(await page.locator("body").innerText(), /Precision@8/);
     const firstRow = await page.locator("table.runs tbody tr").first().locator("td").allInnerTexts();
-    assert.deepEqual(firstRow.slice(0, 4), ["run-a", "resnet18, width 4, folder", "2", "6"], "2 epochs of 3 steps (96 images, batch 32)");
+    assert.deepEqual(
+      firstRow.slice(0, 4),
+      ["run-a", "resnet18, width 4, folder", "2", "6"],
+      "2 epochs of 3 steps (96 images, batch 32)",
+    );
 
     // Hover a map point: its image and class appear.
     const point = page.locator("svg .mark-symbol.role-mark path[aria-label='#5']").first();
