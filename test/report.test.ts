@@ -205,6 +205,19 @@ test("writeRunReport without embeddings, a lincls folder inside the run, clear e
   await assert.rejects(writeRunReport([runB], { out, embedding: false }), /perClass and confusion do not agree/);
   rmSync(lincls, { recursive: true });
 
+  // Its data gone (a run folder copied elsewhere): the curves remain, the page says why there is no map.
+  const moved = join(root, "run-moved");
+  mkdirSync(moved);
+  for (const file of ["metrics.jsonl", "summary.json", "checkpoint.pth.tar"])
+    copyFileSync(join(runB, file), join(moved, file));
+  const config = JSON.parse(readFileSync(join(runB, "config.json"), "utf8")) as Record<string, unknown>;
+  writeFileSync(join(moved, "config.json"), JSON.stringify({ ...config, data: join(root, "gone") }));
+  const logged: string[] = [];
+  const degraded = await writeRunReport([moved], { out, sample: 10, log: (line) => logged.push(line) });
+  assert.equal(degraded.charts, 5);
+  assert.match(readFileSync(out, "utf8"), /class="note unavailable">run-moved: no embedding map: .*gone/);
+  assert.ok(logged.some((line) => line.includes("no embedding map")));
+
   assert.throws(() => readRuns([folder]), ReportInputError);
   assert.throws(() => readRuns([join(root, "a-knn")]), /evaluation outputs follow the run they belong to/);
   assert.throws(() => readRuns([join(root, "missing")]), /no such file or folder/);

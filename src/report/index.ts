@@ -102,10 +102,19 @@ export async function writeRunReport(runDirs: readonly string[], options: RunRep
   if (options.embedding ?? true) {
     for (const run of runs) {
       if (run.checkpoint === null) continue;
-      const views = await embeddingViews(run, {
-        ...options,
-        ...(options.log === undefined ? {} : { log: options.log }),
-      });
+      let views: Awaited<ReturnType<typeof embeddingViews>>;
+      try {
+        views = await embeddingViews(run, { ...options, ...(options.log === undefined ? {} : { log: options.log }) });
+      } catch (error) {
+        // A run folder moved away from its data still gets its curves; the page says what is missing.
+        const reason = `${run.name}: no embedding map: ${(error as Error).message}`;
+        options.log?.(reason);
+        sections.push({
+          title: `Embedding space: ${run.name}`,
+          body: `<p class="note unavailable">${escapeHtml(reason)}</p>`,
+        });
+        continue;
+      }
       const map = await svg(embeddingChart(views.points, `UMAP of the embeddings (${run.name})`));
       const precision =
         views.precisionAtK === null
