@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs what moco-ts needs on Debian/Ubuntu, then its npm packages and the native addon.
 #   scripts/setup.sh          runtime: libtorch, OpenBLAS, Fashion-MNIST, build tools
-#   scripts/setup.sh --test   also what the tests cross-check against (Python PyTorch)
+#   scripts/setup.sh --test   also what the tests cross-check against (Python PyTorch, ONNX) and
+#                             the headless browser the page tests open reports in (chromium)
 # Runs as root or through sudo. Idempotent: installs only what is missing, rebuilds only when stale.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(cmake g++ make libtorch-dev libgloo-dev libopenblas0-pthread dataset-fashion-mnist)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(python3-torch python3-torchvision python3-onnx)
+  packages+=(python3-torch python3-torchvision python3-onnx chromium)
 fi
 
 if ! command -v node >/dev/null || (( $(node -p 'process.versions.node.split(".")[0]') < 20 )); then

@@ -98,3 +98,15 @@ export {
 } from "./export/backbone.js";
 export * from "./io/index.js";
 export * from "./dist/index.js";
+export {
+  writeRunReport,
+  readRuns,
+  ReportInputError,
+  embeddingViews,
+  renderSvg,
+  type RunReportOptions,
+  type RunReport,
+  type RunRecord,
+  type EmbeddingViews,
+  type EmbeddingViewOptions,
+} from "./report/index.js";

@@ -31,10 +31,14 @@ export const EXPORT_HELP = `Usage: moco export --pretrained FILE --format FORMAT
 
 Writes the encoder's backbone (and with --head its fc) for transfer:
   torchvision  a state dict with torchvision's ResNet keys (.pth): load it with
-               model.fc = torch.nn.Identity(); model.load_state_dict(torch.load(FILE))
-  safetensors  the same tensors as safetensors, the architecture in its metadata
+               model.fc = torch.nn.Identity(); model.load_state_dict(torch.load(FILE)); a network
+               torchvision cannot build itself comes with FILE's name .py, which builds it
+  safetensors  the same tensors as safetensors, the architecture and the input in its metadata
   onnx         an ONNX model (input [batch, C, H, W] normalised images, output the features),
-               eval-mode BatchNorm folded into the convolutions unless --no-fold-bn
+               eval-mode BatchNorm folded into the convolutions unless --no-fold-bn; the input
+               size, channels, mean and std in its metadata_props
+  detectron2   what facebookresearch/moco's convert-pretrain-to-detectron2.py writes (.pkl):
+               MODEL.WEIGHTS for detectron2 with the official detection configs
 
 ${flagHelp(EXPORT_FLAGS)}`;
 

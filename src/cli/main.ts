@@ -36,6 +36,7 @@ import { UsageError } from "./flags.js";
 import { listenForInterrupt } from "./interrupt.js";
 import { runKnn } from "./knn-command.js";
 import { runLincls } from "./lincls-command.js";
+import { runReport } from "./report-command.js";
 import { runSearch } from "./search-command.js";
 
 const HELP = `moco — MoCo (Momentum Contrast) self-supervised pretraining on libtorch
@@ -49,7 +50,8 @@ Commands:
   knn [DATA]       weighted kNN evaluation of a checkpoint, per class and confusion matrix
   embed [DATA]     embeddings of a dataset or image folder (.npy, safetensors, ids.json)
   search QUERY...  the most similar images of an embedding index (JSON and an HTML page)
-  export           the backbone as a torchvision state dict, safetensors or ONNX
+  export           the backbone as a torchvision state dict, safetensors, ONNX or detectron2 weights
+  report RUN...    one self-contained HTML page of runs: curves, per class, embedding map, neighbours
   doctor           check the engine (libtorch, BLAS, threads, default data) and run a short
                    real training job (softmax regression on Fashion-MNIST)
 
@@ -64,6 +66,7 @@ const SUBCOMMANDS: Readonly<Record<string, (argv: string[]) => Promise<number>>>
   embed: runEmbed,
   search: runSearch,
   export: runExport,
+  report: runReport,
 };
 
 /** The package's version; package.json sits two folders up from the sources, three from dist/. */

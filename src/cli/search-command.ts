@@ -8,7 +8,8 @@ import { decodeImage, openImageFolder } from "../data/image-folder.js";
 import { DATASET_KINDS, openDataset, type DatasetKind } from "../data/open.js";
 import { embed } from "../encoder/embed.js";
 import { loadEncoder } from "../encoder/encoder.js";
-import { writePng, writeResultsPage, type SearchResult } from "../search/page.js";
+import { indexClasses } from "../search/labels.js";
+import { writeResultsPage, type SearchResult } from "../search/page.js";
 import { nearestNeighbours } from "../search/search.js";
 import { readEmbeddingIndex, type IndexMeta } from "../search/store.js";
 import { cat, fromTypedArray, keep, scope, type Tensor } from "../torch/index.js";
@@ -141,17 +142,14 @@ export async function runSearch(argv: string[]): Promise<number> {
           dataset === null
             ? { file: id }
             : {
-                write: async (path) => {
+                image: async () => {
                   const image = await dataset.batch([row]);
-                  try {
-                    const first = image.select(0, 0);
-                    await writePng(first, path);
-                    first.dispose();
-                  } finally {
-                    image.dispose();
-                  }
+                  const first = image.select(0, 0);
+                  image.dispose();
+                  return first;
                 },
               },
+        classes: indexClasses(flags.string("index"), meta, index.ids, dataset?.classNames ?? null),
       });
       for (const result of results) {
         console.log(result.query);

@@ -3,6 +3,7 @@
 // needs: the architecture is read from the weights themselves (see layout.ts).
 import { Identity, Linear, ReLU, ResNet, Sequential, resnet, type Module } from "../nn/index.js";
 import type { Saveable, Tensor } from "../torch/index.js";
+import { checkEncoderInput, inputFromMetadata, type EncoderInput } from "./input.js";
 import { describeLayout, inferResNetLayout, LayoutError, type HeadLayout, type ResNetLayout } from "./layout.js";
 import { readEncoderStateDict, type EncoderPart, type EncoderSource } from "./sources.js";
 
@@ -26,6 +27,8 @@ export interface EncoderInfo {
   /** Completed epochs recorded in the checkpoint, when it says. */
   epoch: number | null;
   trainedOn: TrainingData | null;
+  /** The input the file records (pretraining checkpoints, our exports); null: unknown, see encoderInput(). */
+  input?: EncoderInput | null;
 }
 
 export class Encoder {
@@ -122,6 +125,14 @@ function trainingDataOf(root: Record<string, Saveable> | null): TrainingData | n
   };
 }
 
+/** `moco_ts.input` of a moco-ts checkpoint (older checkpoints have none). */
+function recordedInput(root: Record<string, Saveable> | null, path: string): EncoderInput | null {
+  const ours = root?.["moco_ts"];
+  if (typeof ours !== "object" || ours === null || Array.isArray(ours) || ours instanceof Map) return null;
+  const input = (ours as Record<string, Saveable>)["input"];
+  return input === undefined || input === null ? null : checkEncoderInput(input, `${path}: moco_ts.input`);
+}
+
 /**
  * Loads the encoder a file holds: a moco-ts or official MoCo checkpoint (PyTorch's zip or legacy
  * format), a linear-evaluation checkpoint, a torchvision ResNet state dict, or safetensors.
@@ -152,6 +163,10 @@ export function loadEncoder(path: string, options: LoadEncoderOptions = {}): Enc
       layout,
       epoch: typeof epoch === "number" ? epoch : null,
       trainedOn: trainingDataOf(found.root),
+      input:
+        found.metadata === undefined || found.metadata === null
+          ? recordedInput(found.root, path)
+          : inputFromMetadata(found.metadata, path),
     });
   } finally {
     for (const tensor of found.stateDict.values()) tensor.dispose();

@@ -20,7 +20,15 @@ export {
   type FeatureOptions,
 } from "./features.js";
 export { inferResNetLayout, describeLayout, LayoutError, type ResNetLayout, type HeadLayout } from "./layout.js";
-export { Preprocessor, trainingStats, type PreprocessOptions } from "./preprocess.js";
+export { Preprocessor, encoderInput, trainingStats, type PreprocessOptions } from "./preprocess.js";
+export {
+  EncoderInputError,
+  INPUT_METADATA_KEYS,
+  checkEncoderInput,
+  inputFromMetadata,
+  inputMetadata,
+  type EncoderInput,
+} from "./input.js";
 export {
   readEncoderStateDict,
   CheckpointFormatError,

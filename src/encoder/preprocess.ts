@@ -11,6 +11,7 @@ import { CIFAR10_STATS, CIFAR100_STATS } from "../data/cifar.js";
 import { IMAGENET_GRAY_STATS } from "../data/image-folder.js";
 import { scope, type Tensor } from "../torch/index.js";
 import type { Encoder } from "./encoder.js";
+import type { EncoderInput } from "./input.js";
 
 export interface PreprocessOptions {
   /** Side of the square input: larger images are centre-cropped, smaller ones resized; null keeps them. */
@@ -33,9 +34,33 @@ const TRAINING_STATS: Readonly<Record<string, ChannelStats>> = {
 
 /** The normalisation the encoder saw in training, as far as its checkpoint tells. */
 export function trainingStats(encoder: Encoder): ChannelStats {
+  const recorded = encoder.info.input;
+  if (recorded !== undefined && recorded !== null && recorded.channels === encoder.inChannels)
+    return { mean: [...recorded.mean], std: [...recorded.std] };
   const known = encoder.info.trainedOn === null ? undefined : TRAINING_STATS[encoder.info.trainedOn.dataset];
   if (known !== undefined && known.mean.length === encoder.inChannels) return known;
   return encoder.inChannels === 3 ? IMAGENET_STATS : IMAGENET_GRAY_STATS;
+}
+
+/** Image side of the small datasets, for encoders pretrained on them at their own size. */
+const DATASET_SIZES: Readonly<Record<string, number>> = { "fashion-mnist": 28, mnist: 28, cifar10: 32, cifar100: 32 };
+
+/**
+ * The input the encoder expects: what its file records, else what its pretraining configuration
+ * implies (the rule of src/train/data.ts: the crop size, else folders at 64 px for CIFAR-stem
+ * networks and 224 otherwise, else the dataset's own size), else 32 (CIFAR stem) or 224.
+ */
+export function encoderInput(encoder: Encoder): EncoderInput {
+  const recorded = encoder.info.input;
+  if (recorded !== undefined && recorded !== null) return recorded;
+  const { layout, trainedOn } = encoder.info;
+  const size =
+    trainedOn?.imageSize ??
+    (trainedOn?.dataset === "folder" ? (layout.cifarStem ? 64 : 224) : undefined) ??
+    (trainedOn === null ? undefined : DATASET_SIZES[trainedOn.dataset]) ??
+    (layout.cifarStem ? 32 : 224);
+  const stats = trainingStats(encoder);
+  return { size, channels: encoder.inChannels, mean: stats.mean, std: stats.std };
 }
 
 /** Turns batches of stored images into the encoder's input; says once how it adapts channels. */

@@ -23,6 +23,8 @@ export interface FoundStateDict {
   root: Record<string, Saveable> | null;
   /** Tensors of the file that are not part of `stateDict` (freed by the caller with it). */
   others: Tensor[];
+  /** safetensors: the file's string metadata (null for other formats). */
+  metadata?: Record<string, string> | null;
 }
 
 export class CheckpointFormatError extends Error {
@@ -104,12 +106,12 @@ function fromStateDict(
 /** Reads `path` and returns the chosen network's state dict; the caller owns every tensor returned. */
 export function readEncoderStateDict(path: string, part: EncoderPart = "query"): FoundStateDict {
   if (sniffSafetensors(path)) {
-    const { tensors } = readSafetensors(path);
+    const { tensors, metadata } = readSafetensors(path);
     try {
       const { stateDict } = fromStateDict([...tensors.entries()], path, part);
       const kept = new Set(stateDict.values());
       const others = [...tensors.values()].filter((t) => !kept.has(t));
-      return { source: "safetensors", stateDict, arch: null, root: null, others };
+      return { source: "safetensors", stateDict, arch: null, root: null, others, metadata };
     } catch (error) {
       for (const tensor of tensors.values()) tensor.dispose();
       throw error;

@@ -39,6 +39,8 @@ export interface IndexMeta {
   channels: number;
   storedSize: number;
   imageSize: number | null;
+  /** Names of the classes labels.npy numbers (absent: unlabeled data, or an index written before they were kept). */
+  classNames?: string[];
 }
 
 export interface WriteIndexOptions extends EmbedOptions {
@@ -107,6 +109,7 @@ export async function writeEmbeddingIndex(
     channels: dataset.channels,
     storedSize: dataset.height,
     imageSize: options.size ?? null,
+    ...(dataset.labels === null ? {} : { classNames: [...dataset.classNames] }),
   };
   const metaPath = join(dir, INDEX_FILES.meta);
   writeFileSync(`${metaPath}.tmp`, `${JSON.stringify(meta, null, 2)}\n`);

@@ -4,6 +4,7 @@
 import { existsSync } from "node:fs";
 
 import type { RandomState } from "../data/random.js";
+import type { EncoderInput } from "../encoder/input.js";
 import type { SGDStateDict } from "../optim/index.js";
 import { load, save, type Saveable, type Tensor } from "../torch/index.js";
 import type { PretrainConfig } from "./config.js";
@@ -24,6 +25,8 @@ export interface ResumeState {
   augmentRng: RandomState;
   /** Every rank's augmentation generator, in rank order (distributed runs only). */
   augmentRngByRank?: RandomState[];
+  /** What the network was fed (size, channels, mean, std): loadEncoder and the exports read it. */
+  input?: EncoderInput;
 }
 
 export interface PretrainCheckpoint {
@@ -40,7 +43,7 @@ export class CheckpointError extends Error {}
 export function writeCheckpoint(path: string, checkpoint: PretrainCheckpoint): void {
   const stateDict = new Map<string, Tensor>();
   for (const [key, tensor] of checkpoint.state_dict) stateDict.set(STATE_DICT_PREFIX + key, tensor);
-  const { format, config, step, epochStep, torchRng, augmentRng, augmentRngByRank } = checkpoint.moco_ts;
+  const { format, config, step, epochStep, torchRng, augmentRng, augmentRngByRank, input } = checkpoint.moco_ts;
   save(
     {
       epoch: checkpoint.epoch,
@@ -55,6 +58,7 @@ export function writeCheckpoint(path: string, checkpoint: PretrainCheckpoint): v
         torch_rng: torchRng,
         augment_rng: [...augmentRng],
         ...(augmentRngByRank === undefined ? {} : { augment_rng_ranks: augmentRngByRank.map((state) => [...state]) }),
+        ...(input === undefined ? {} : { input: { ...input, mean: [...input.mean], std: [...input.std] } }),
       },
     },
     path,

@@ -9,6 +9,7 @@ import { TwoViewAugment, evalTransform } from "../data/augment.js";
 import { DataLoader, type Batch } from "../data/loader.js";
 import { Random, type RandomState } from "../data/random.js";
 import type { FeatureFunction } from "../encoder/features.js";
+import type { EncoderInput } from "../encoder/input.js";
 import { knnAccuracy } from "../eval/monitor.js";
 import {
   MoCo,
@@ -224,6 +225,7 @@ function checkpointWriter(
   config: PretrainConfig,
   path: string,
   parallel: DataParallel | undefined,
+  input: EncoderInput,
 ): (position: LoopPosition) => void {
   return (position) => {
     const augmentStates = (parallel?.gather(views.getState()) ?? [views.getState()]) as unknown as RandomState[];
@@ -243,6 +245,7 @@ function checkpointWriter(
           torchRng: dict.torchRng as Tensor,
           augmentRng: views.getState(),
           ...(parallel === undefined ? {} : { augmentRngByRank: augmentStates }),
+          input,
         },
       });
     } finally {
@@ -404,7 +407,13 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
           }),
         ),
         // The checkpoint before the barrier: the other ranks wait for rank 0's file.
-        checkpointHook(checkpointWriter(state, views, config, checkpointPath, parallel)),
+        checkpointHook(
+          checkpointWriter(state, views, config, checkpointPath, parallel, {
+            size: data.imageSize,
+            channels: data.train.channels,
+            ...data.train.stats,
+          }),
+        ),
         ...(parallel === undefined ? [] : [parallelHook(parallel, model)]),
       ],
     });

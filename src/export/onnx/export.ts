@@ -28,6 +28,8 @@ export interface OnnxExportOptions {
   producerName?: string;
   /** ModelProto.producer_version (default: none). */
   producerVersion?: string;
+  /** ModelProto.metadata_props (default: none), e.g. the preprocessing the input needs. */
+  metadata?: Readonly<Record<string, string>>;
 }
 
 const OPTION_KEYS = new Set([
@@ -40,6 +42,7 @@ const OPTION_KEYS = new Set([
   "outputName",
   "producerName",
   "producerVersion",
+  "metadata",
 ]);
 
 export const MIN_OPSET = 13;
@@ -107,6 +110,13 @@ export function exportOnnx(model: Module, options: OnnxExportOptions): Uint8Arra
   const producerName = checkName(options.producerName, "producerName", "moco-ts");
   const producerVersion =
     options.producerVersion === undefined ? undefined : checkName(options.producerVersion, "producerVersion", "");
+  const metadata = options.metadata ?? {};
+  if (
+    typeof metadata !== "object" ||
+    metadata === null ||
+    Object.values(metadata).some((v: unknown) => typeof v !== "string")
+  )
+    throw new TypeError("exportOnnx: metadata must be an object of string values");
   if (inputName === outputName) throw new RangeError(`exportOnnx: inputName and outputName are both "${inputName}"`);
   if (!includeHead && model.constructor !== ResNet) {
     throw new TypeError(`exportOnnx: includeHead: false applies to a ResNet, got a ${model.typeName}`);
@@ -123,6 +133,7 @@ export function exportOnnx(model: Module, options: OnnxExportOptions): Uint8Arra
     producerName,
     ...(producerVersion === undefined ? {} : { producerVersion }),
     graph: g.finish(model.typeName, input, result, outputName),
+    metadataProps: metadata,
   });
 }
 

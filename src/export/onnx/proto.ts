@@ -50,6 +50,8 @@ export interface ModelProto {
   producerName: string;
   producerVersion?: string;
   graph: GraphProto;
+  /** ModelProto.metadata_props: free key/value strings (ours: how to preprocess the input). */
+  metadataProps?: Readonly<Record<string, string>>;
 }
 
 // AttributeProto.AttributeType
@@ -115,5 +117,7 @@ export function encodeModel(model: ModelProto): Uint8Array {
   if (model.producerVersion !== undefined) m.string(3, model.producerVersion); // producer_version
   m.message(7, graphMessage(model.graph)); // graph
   m.message(8, new ProtoMessage().string(1, "").int(2, model.opsetVersion)); // opset_import: domain, version
+  for (const [key, value] of Object.entries(model.metadataProps ?? {}))
+    m.message(14, new ProtoMessage().string(1, key).string(2, value)); // metadata_props: StringStringEntryProto
   return m.toBytes();
 }
