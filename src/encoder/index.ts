@@ -14,6 +14,7 @@ export { Preprocessor, trainingStats, type PreprocessOptions } from "./preproces
 export {
   readEncoderStateDict,
   CheckpointFormatError,
+  CyclicValueError,
   type EncoderSource,
   type EncoderPart,
   type FoundStateDict,
