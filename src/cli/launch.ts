@@ -9,20 +9,27 @@ import { constants } from "node:os";
 import { portIsFree } from "../dist/index.js";
 import type { LaunchValues } from "./pretrain-options.js";
 
-interface WorkerExit {
+export interface WorkerExit {
   rank: number;
   /** The exit status, or 128 + the signal's number for a worker a signal ended (as a shell reports it). */
   code: number;
   signal?: NodeJS.Signals;
 }
 
-function signalStatus(signal: NodeJS.Signals | null): number {
+export function signalStatus(signal: NodeJS.Signals | null): number {
   const number = signal === null ? undefined : constants.signals[signal];
   return number === undefined ? 1 : 128 + number;
 }
 
 /** Added to the collective timeout before the workers left after a failure are killed. */
 const GRACE_MS = 10_000;
+
+/** "rank 1 exited with status 2" or "rank 1 was killed by SIGKILL". */
+export function describeExit(exit: WorkerExit): string {
+  return exit.signal === undefined
+    ? `rank ${exit.rank} exited with status ${exit.code}`
+    : `rank ${exit.rank} was killed by ${exit.signal}`;
+}
 
 export async function launchWorkers(workerArgv: readonly string[], launch: LaunchValues): Promise<number> {
   const perNode = launch.nprocPerNode ?? 1;
@@ -89,7 +96,7 @@ export async function launchWorkers(workerArgv: readonly string[], launch: Launc
       if (result.code !== 0 && result.code !== 130 && failure === null) {
         failure = result;
         process.stderr.write(
-          `moco: rank ${result.rank} ${result.signal === undefined ? `exited with status ${result.code}` : `was killed by ${result.signal}`}; the other workers stop within the ` +
+          `moco: ${describeExit(result)}; the other workers stop within the ` +
             `collective timeout (${launch.distTimeout} s) or are killed ${GRACE_MS / 1000} s after it\n`,
         );
         // A hung worker never notices; the others do, within the timeout. Whatever is left is killed.
