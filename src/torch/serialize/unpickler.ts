@@ -147,7 +147,7 @@ type PyValue =
  * of a pickle stays bounded whatever its size (docs/file-safety.md). A ResNet-50 MoCo checkpoint
  * with its optimizer state creates about 10 000.
  */
-export const MAX_PICKLE_CONTAINERS = 1_000_000;
+export const MAX_PICKLE_CONTAINERS = 500_000;
 /** The deepest nesting of containers accepted (Python's own recursion limit is 1000). */
 export const MAX_PICKLE_DEPTH = 1000;
 
@@ -750,41 +750,55 @@ function toJs<T>(root: PyValue, fail: (message: string) => never): Unpickled<T> 
   // Keyed by the Python object so that shared references stay shared.
   const converted = new Map<object, Unpickled<T>>();
   const open = new Set<object>();
-  const convert = (value: PyValue, where: string): Unpickled<T> => {
+  // Where the conversion is, as keys and how each was reached; spelled out only for an error.
+  const keys: (string | number)[] = [];
+  const dotted: boolean[] = [];
+  const where = (): string =>
+    keys.length === 0
+      ? "the root"
+      : `the root${keys.map((key, i) => (dotted[i] === true ? `.${String(key)}` : `[${JSON.stringify(key)}]`)).join("")}`;
+  const child = (key: string | number, dot: boolean, item: PyValue): Unpickled<T> => {
+    keys.push(key);
+    dotted.push(dot);
+    const out = convert(item);
+    keys.pop();
+    dotted.pop();
+    return out;
+  };
+  const convert = (value: PyValue): Unpickled<T> => {
     if (value === null || typeof value !== "object" || value instanceof Uint8Array) return value;
     if (value instanceof PyFloat) return value.value;
     if (value instanceof PyTensor) return value.tensor as T;
-    if (value instanceof PyGlobal) fail(`a bare reference to ${value.qualifiedName} at ${where} is not a value`);
-    if (value instanceof PyStorage) fail(`a raw storage at ${where} is not supported, only tensors`);
+    if (value instanceof PyGlobal) fail(`a bare reference to ${value.qualifiedName} at ${where()} is not a value`);
+    if (value instanceof PyStorage) fail(`a raw storage at ${where()} is not supported, only tensors`);
     // Python allows a list that holds itself; every consumer of a loaded value walks it, so a
     // cycle is refused here, where the file is known. Shared (acyclic) references stay shared.
-    if (open.has(value)) fail(`a container at ${where} holds itself (a cyclic reference)`);
+    if (open.has(value)) fail(`a container at ${where()} holds itself (a cyclic reference)`);
     const seen = converted.get(value);
     if (seen !== undefined) return seen;
-    if (open.size >= MAX_PICKLE_DEPTH) fail(`containers nested deeper than ${MAX_PICKLE_DEPTH} levels (at ${where})`);
+    if (open.size >= MAX_PICKLE_DEPTH) fail(`containers nested deeper than ${MAX_PICKLE_DEPTH} levels (at ${where()})`);
     open.add(value);
-    try {
-      return convertContainer(value, where);
-    } finally {
-      open.delete(value);
-    }
+    const out = convertContainer(value);
+    open.delete(value);
+    return out;
   };
-  const convertContainer = (value: PyValue[] | PySet | PyDict, where: string): Unpickled<T> => {
+  const convertContainer = (value: PyValue[] | PySet | PyDict): Unpickled<T> => {
     if (Array.isArray(value) || value instanceof PySet) {
       const items = Array.isArray(value) ? value : value.items;
       const out: Unpickled<T>[] = [];
       converted.set(value, out);
-      items.forEach((item, i) => out.push(convert(item, `${where}[${i}]`)));
+      for (let i = 0; i < items.length; i++) out.push(child(i, false, items[i]!));
       return out;
     }
-    const keys = [...value.items.keys()];
-    if (keys.every((key): key is string => typeof key === "string")) {
+    let allStrings = true;
+    for (const key of value.items.keys()) if (typeof key !== "string") allStrings = false;
+    if (allStrings) {
       const out: { [key: string]: Unpickled<T> } = {};
       converted.set(value, out);
       for (const [key, item] of value.items) {
         // defineProperty, so that a key named "__proto__" is data, not a prototype change.
         Object.defineProperty(out, key as string, {
-          value: convert(item, `${where}.${String(key)}`),
+          value: child(key as string, true, item),
           enumerable: true,
           writable: true,
           configurable: true,
@@ -796,13 +810,13 @@ function toJs<T>(root: PyValue, fail: (message: string) => never): Unpickled<T> 
     converted.set(value, out);
     for (const [key, item] of value.items) {
       if (typeof key !== "string" && typeof key !== "number") {
-        fail(`dict key ${String(key)} (${typeName(key)}) at ${where} cannot be a JS Map key`);
+        fail(`dict key ${String(key)} (${typeName(key)}) at ${where()} cannot be a JS Map key`);
       }
-      out.set(key, convert(item, `${where}[${JSON.stringify(key)}]`));
+      out.set(key, child(key, false, item));
     }
     return out;
   };
-  return convert(root, "the root");
+  return convert(root);
 }
 
 export interface UnpickleOptions {
