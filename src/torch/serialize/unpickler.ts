@@ -749,6 +749,7 @@ function decodeLong(bytes: Uint8Array): bigint {
 function toJs<T>(root: PyValue, fail: (message: string) => never): Unpickled<T> {
   // Keyed by the Python object so that shared references stay shared.
   const converted = new Map<object, Unpickled<T>>();
+  /** The containers being converted: the nesting depth. */
   const open = new Set<object>();
   // Where the conversion is, as keys and how each was reached; spelled out only for an error.
   const keys: (string | number)[] = [];
@@ -771,9 +772,9 @@ function toJs<T>(root: PyValue, fail: (message: string) => never): Unpickled<T> 
     if (value instanceof PyTensor) return value.tensor as T;
     if (value instanceof PyGlobal) fail(`a bare reference to ${value.qualifiedName} at ${where()} is not a value`);
     if (value instanceof PyStorage) fail(`a raw storage at ${where()} is not supported, only tensors`);
-    // Python allows a list that holds itself; every consumer of a loaded value walks it, so a
-    // cycle is refused here, where the file is known. Shared (acyclic) references stay shared.
-    if (open.has(value)) fail(`a container at ${where()} holds itself (a cyclic reference)`);
+    // Shared references stay shared, and a container that holds itself (Python allows it, and
+    // torch.load reads it) is found here before its conversion ends: it becomes a cyclic JS
+    // value, which the walks over loaded values (collectTensors) refuse, naming the file.
     const seen = converted.get(value);
     if (seen !== undefined) return seen;
     if (open.size >= MAX_PICKLE_DEPTH) fail(`containers nested deeper than ${MAX_PICKLE_DEPTH} levels (at ${where()})`);
