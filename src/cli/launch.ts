@@ -3,7 +3,6 @@
 // to notice and exit with their own message, then whatever is left is killed, and the launcher
 // exits with the failure's status. Ctrl-C reaches each worker once.
 import { spawn, type ChildProcess } from "node:child_process";
-
 import { constants } from "node:os";
 
 import { portIsFree } from "../dist/index.js";
