@@ -3,11 +3,32 @@
 // to notice and exit with their own message, then whatever is left is killed, and the launcher
 // exits with the failure's status. Ctrl-C reaches each worker once.
 import { spawn, type ChildProcess } from "node:child_process";
+import { constants } from "node:os";
 
+import { portIsFree } from "../dist/index.js";
 import type { LaunchValues } from "./pretrain-options.js";
+
+export interface WorkerExit {
+  rank: number;
+  /** The exit status, or 128 + the signal's number for a worker a signal ended (as a shell reports it). */
+  code: number;
+  signal?: NodeJS.Signals;
+}
+
+export function signalStatus(signal: NodeJS.Signals | null): number {
+  const number = signal === null ? undefined : constants.signals[signal];
+  return number === undefined ? 1 : 128 + number;
+}
 
 /** Added to the collective timeout before the workers left after a failure are killed. */
 const GRACE_MS = 10_000;
+
+/** "rank 1 exited with status 2" or "rank 1 was killed by SIGKILL". */
+export function describeExit(exit: WorkerExit): string {
+  return exit.signal === undefined
+    ? `rank ${exit.rank} exited with status ${exit.code}`
+    : `rank ${exit.rank} was killed by ${exit.signal}`;
+}
 
 export async function launchWorkers(workerArgv: readonly string[], launch: LaunchValues): Promise<number> {
   const perNode = launch.nprocPerNode ?? 1;
@@ -18,6 +39,14 @@ export async function launchWorkers(workerArgv: readonly string[], launch: Launc
     `moco: starting ${perNode} worker(s) on node ${launch.nodeRank} of ${launch.nnodes} ` +
       `(world size ${worldSize}, master ${launch.masterAddr}:${launch.masterPort})\n`,
   );
+  // Rank 0's rendezvous server cannot bind a port another process holds: say so now, rather than
+  // after the other workers have waited the whole --dist-timeout for it.
+  if (launch.nodeRank === 0 && !(await portIsFree(launch.masterPort))) {
+    process.stderr.write(
+      `moco: --master-port ${launch.masterPort} is already in use on this machine; choose another port\n`,
+    );
+    return 1;
+  }
   const children: ChildProcess[] = [];
   const exits = Array.from({ length: perNode }, (_, local) => {
     const rank = launch.nodeRank * perNode + local;
@@ -37,12 +66,14 @@ export async function launchWorkers(workerArgv: readonly string[], launch: Launc
       },
     });
     children.push(child);
-    return new Promise<{ rank: number; code: number }>((resolve) => {
+    return new Promise<WorkerExit>((resolve) => {
       child.on("error", (error) => {
         process.stderr.write(`moco: could not start rank ${rank}: ${error.message}\n`);
         resolve({ rank, code: 1 });
       });
-      child.on("exit", (code, signal) => resolve({ rank, code: code ?? (signal === "SIGINT" ? 130 : 1) }));
+      child.on("exit", (code, signal) =>
+        resolve({ rank, code: code ?? signalStatus(signal), ...(signal === null ? {} : { signal }) }),
+      );
     });
   });
 
@@ -55,7 +86,7 @@ export async function launchWorkers(workerArgv: readonly string[], launch: Launc
   process.on("SIGINT", onSigint);
   process.on("SIGTERM", onSigterm);
   let killTimer: NodeJS.Timeout | undefined;
-  let failure: { rank: number; code: number } | null = null;
+  let failure: WorkerExit | null = null;
   try {
     const pending = new Map(exits.map((promise, i) => [i, promise.then((result) => ({ i, result }))]));
     while (pending.size > 0) {
@@ -64,7 +95,7 @@ export async function launchWorkers(workerArgv: readonly string[], launch: Launc
       if (result.code !== 0 && result.code !== 130 && failure === null) {
         failure = result;
         process.stderr.write(
-          `moco: rank ${result.rank} exited with status ${result.code}; the other workers stop within the ` +
+          `moco: ${describeExit(result)}; the other workers stop within the ` +
             `collective timeout (${launch.distTimeout} s) or are killed ${GRACE_MS / 1000} s after it\n`,
         );
         // A hung worker never notices; the others do, within the timeout. Whatever is left is killed.

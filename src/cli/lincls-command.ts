@@ -96,7 +96,7 @@ const isObject = (v: unknown): v is Record<string, Saveable> =>
 /** Reads what --resume needs from a checkpoint written by `moco lincls`. */
 function readLinclsCheckpoint(path: string): SavedRun {
   const root = load(path);
-  const tensors = collectTensors(root);
+  const tensors = collectTensors(root, path);
   const dispose = () => {
     for (const tensor of tensors) tensor.dispose();
   };

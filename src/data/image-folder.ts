@@ -63,10 +63,30 @@ function isImageFile(name: string): boolean {
   return IMAGE_EXTENSIONS.includes(extname(name).toLowerCase());
 }
 
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/** A file name as text, or null when its bytes are not UTF-8. */
+function decodeName(bytes: Buffer): string | null {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return null;
+  }
+}
+
+/** Printable ASCII as is, every other byte as \\xNN. */
+function escapeName(bytes: Buffer): string {
+  return [...bytes]
+    .map((b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, "0")}`))
+    .join("");
+}
+
 async function listDir(dir: string): Promise<{ files: string[]; dirs: string[] }> {
   let entries;
   try {
-    entries = await readdir(dir, { withFileTypes: true });
+    // As bytes: a name that is not UTF-8 would otherwise come back with U+FFFD in it, a path
+    // that does not exist, and a misleading "not found" later.
+    entries = await readdir(dir, { withFileTypes: true, encoding: "buffer" });
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
     if (code === "ENOENT") throw new DatasetError("NOT_FOUND", dir, "folder not found", { cause });
@@ -76,13 +96,26 @@ async function listDir(dir: string): Promise<{ files: string[]; dirs: string[] }
   const files: string[] = [];
   const dirs: string[] = [];
   for (const entry of entries) {
-    if (entry.name.startsWith(".")) continue;
-    const path = join(dir, entry.name);
+    const name = decodeName(entry.name);
+    if (name === null) {
+      // Refused only where it matters: a class folder, a link, or what would be an image.
+      const shown = escapeName(entry.name);
+      if (entry.isDirectory() || entry.isSymbolicLink() || isImageFile(shown)) {
+        throw new DatasetError(
+          "LAYOUT",
+          dir,
+          `the name "${shown}" in this folder is not valid UTF-8; rename it (e.g. with convmv) to read it`,
+        );
+      }
+      continue;
+    }
+    if (name.startsWith(".")) continue;
+    const path = join(dir, name);
     // Follow symbolic links, as torchvision's os.walk(followlinks=True).
     const isDir = entry.isDirectory() || (entry.isSymbolicLink() && statOrNull(path)?.isDirectory() === true);
     const isFile = entry.isFile() || (entry.isSymbolicLink() && statOrNull(path)?.isFile() === true);
-    if (isDir) dirs.push(entry.name);
-    else if (isFile && isImageFile(entry.name)) files.push(entry.name);
+    if (isDir) dirs.push(name);
+    else if (isFile && isImageFile(name)) files.push(name);
   }
   files.sort();
   dirs.sort();

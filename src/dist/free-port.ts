@@ -13,3 +13,18 @@ export function freePort(host = "127.0.0.1"): Promise<number> {
     });
   });
 }
+
+/**
+ * Whether a rendezvous server could listen on `port` now: false when another process holds it
+ * (EADDRINUSE). c10d's TCPStore binds every local address, so the probe does too.
+ */
+export function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", (error: NodeJS.ErrnoException) => {
+      if (error.code === "EADDRINUSE") resolve(false);
+      else reject(error);
+    });
+    server.listen(port, () => server.close(() => resolve(true)));
+  });
+}

@@ -1,6 +1,6 @@
 // Distributed data-parallel MoCo on c10d: process groups from env://, parameter broadcast, gradient
 // averaging, the per-rank sampler, and MoCo's cross-rank key gather and shuffle.
-export { freePort } from "./free-port.js";
+export { freePort, portIsFree } from "./free-port.js";
 export { DistEnvError, isDistributedEnv, readDistEnv, type DistEnv } from "./env.js";
 export { initDistributed, type InitOptions } from "./init.js";
 export {

@@ -100,16 +100,28 @@ export class ProcessGroup {
       );
     }
     const device = gatherDevice(options);
-    const id = await native.distInit(
-      options.masterAddr,
-      options.masterPort,
-      rank,
-      worldSize,
-      timeoutMs,
-      backend,
-      device.kind,
-      device.name,
-    );
+    const id = await native
+      .distInit(
+        options.masterAddr,
+        options.masterPort,
+        rank,
+        worldSize,
+        timeoutMs,
+        backend,
+        device.kind,
+        device.name,
+      )
+      .catch((error: unknown) => {
+        // Rank 0 serves the rendezvous: a port another process holds is known at once, and is
+        // not a matter of waiting for the other ranks.
+        if (rank === 0 && /errno: 98|Address already in use/.test((error as Error).message)) {
+          throw new DistributedError(
+            `${op}: rank 0 cannot serve the rendezvous: port ${options.masterPort} is already in use on this machine (choose another MASTER_PORT / --master-port)`,
+            { cause: error },
+          );
+        }
+        throw error;
+      });
     return new ProcessGroup(id, rank, worldSize, backend, timeoutMs);
   }
 

@@ -32,6 +32,7 @@ export {
 export {
   readEncoderStateDict,
   CheckpointFormatError,
+  CyclicValueError,
   type EncoderSource,
   type EncoderPart,
   type FoundStateDict,

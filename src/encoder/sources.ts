@@ -5,6 +5,7 @@
 // PyTorch's zip format, its legacy format, or safetensors.
 import { closeSync, openSync, readSync } from "node:fs";
 
+import { MocoError } from "../errors.js";
 import { readSafetensors } from "../io/index.js";
 import { Tensor, load, type Saveable } from "../torch/index.js";
 
@@ -57,12 +58,55 @@ function entriesOf(value: Saveable): [string, Saveable][] | null {
   return null;
 }
 
-/** Every tensor in a loaded value (to free them all). */
-export function collectTensors(value: Saveable, out: Tensor[] = []): Tensor[] {
-  if (value instanceof Tensor) out.push(value);
-  else if (Array.isArray(value)) for (const item of value) collectTensors(item, out);
-  else if (value instanceof Map) for (const item of value.values()) collectTensors(item, out);
-  else if (isRecord(value)) for (const item of Object.values(value)) collectTensors(item, out);
+/** A value that holds itself, so that no walk over it ends. */
+export class CyclicValueError extends MocoError {
+  override readonly name = "CyclicValueError";
+  constructor(message: string) {
+    super("ERR_CYCLIC_VALUE", message);
+  }
+}
+
+/**
+ * Every tensor in a loaded value (to free them all), each once. Linear in the number of distinct
+ * containers: a value that holds one list many times over (a "billion laughs" pickle) is walked
+ * once per list, not once per path. `label` (the file) is named when the value holds itself, in
+ * which case the tensors found are freed and a CyclicValueError is thrown.
+ */
+export function collectTensors(value: Saveable, label = "the value"): Tensor[] {
+  const out: Tensor[] = [];
+  const done = new Set<object>();
+  const onPath = new Set<object>();
+  // Depth-first with an explicit stack: deep nesting cannot overflow the call stack.
+  const stack: { container: object; children: Iterator<Saveable> }[] = [];
+  const enter = (item: Saveable): void => {
+    if (item instanceof Tensor) {
+      if (!done.has(item)) out.push(item);
+      done.add(item);
+      return;
+    }
+    let container: object;
+    let children: Iterator<Saveable>;
+    if (Array.isArray(item) || item instanceof Map) [container, children] = [item, item.values()];
+    else if (isRecord(item)) [container, children] = [item, Object.values(item).values()];
+    else return;
+    if (onPath.has(container)) {
+      for (const tensor of out) tensor.dispose();
+      throw new CyclicValueError(`${label}: the loaded value holds itself (a cyclic reference)`);
+    }
+    if (done.has(container)) return;
+    onPath.add(container);
+    stack.push({ container, children });
+  };
+  enter(value);
+  while (stack.length > 0) {
+    const frame = stack[stack.length - 1]!;
+    const next = frame.children.next();
+    if (next.done === true) {
+      stack.pop();
+      onPath.delete(frame.container);
+      done.add(frame.container);
+    } else enter(next.value);
+  }
   return out;
 }
 
@@ -118,7 +162,7 @@ export function readEncoderStateDict(path: string, part: EncoderPart = "query"):
     }
   }
   const root = load(path);
-  const all = collectTensors(root);
+  const all = collectTensors(root, path);
   try {
     const topEntries = entriesOf(root);
     if (topEntries === null)

@@ -8,3 +8,4 @@ export {
   type SafetensorsRowWriterOptions,
 } from "./safetensors.js";
 export { NpyRowWriter, readNpy, writeNpy, type NpyRowWriterOptions } from "./npy.js";
+export { removeStaleTemporaries } from "./stale-temporaries.js";

@@ -5,6 +5,7 @@ import { existsSync } from "node:fs";
 
 import type { RandomState } from "../data/random.js";
 import type { EncoderInput } from "../encoder/input.js";
+import { removeStaleTemporaries } from "../io/index.js";
 import type { SGDStateDict } from "../optim/index.js";
 import { load, save, type Saveable, type Tensor } from "../torch/index.js";
 import type { PretrainConfig } from "./config.js";
@@ -39,8 +40,12 @@ export interface PretrainCheckpoint {
 
 export class CheckpointError extends Error {}
 
-/** Writes atomically (temp file + rename): an interrupted write leaves the previous file intact. */
+/**
+ * Writes atomically (temp file + rename): an interrupted write leaves the previous file intact, and
+ * the temporary file of a write that was killed is removed by the next write or resume.
+ */
 export function writeCheckpoint(path: string, checkpoint: PretrainCheckpoint): void {
+  removeStaleTemporaries(path);
   const stateDict = new Map<string, Tensor>();
   for (const [key, tensor] of checkpoint.state_dict) stateDict.set(STATE_DICT_PREFIX + key, tensor);
   const { format, config, step, epochStep, torchRng, augmentRng, augmentRngByRank, input } = checkpoint.moco_ts;
@@ -85,6 +90,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "obj
 /** Reads a checkpoint written by writeCheckpoint, with the `module.` prefix removed from the keys. */
 export function readCheckpoint(path: string): PretrainCheckpoint {
   if (!existsSync(path)) throw new CheckpointError(`${path}: no such checkpoint`);
+  removeStaleTemporaries(path);
   const root = load(path);
   if (!isObject(root)) throw new CheckpointError(`${path}: not a pretraining checkpoint (expected a dict at the top)`);
   const rawState = root["state_dict"];

@@ -75,6 +75,10 @@ export function save(value: Saveable, path: string): void {
   } catch (error) {
     closeSync(fd);
     rmSync(temporary, { force: true });
+    // A full disk (ENOSPC) or a failed flush: say which file could not be written.
+    if (typeof (error as NodeJS.ErrnoException).code === "string") {
+      throw new Error(`save: cannot write ${path}: ${(error as Error).message}`, { cause: error });
+    }
     throw error;
   }
   try {

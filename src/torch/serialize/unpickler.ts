@@ -117,9 +117,39 @@ class PyTensor {
   constructor(readonly tensor: unknown) {}
 }
 
+/**
+ * A Python float. Kept apart from ints until the value leaves the unpickler, because JS numbers
+ * cannot tell `3.0` from `3`: where Python needs an int (a tensor's size, a storage's numel),
+ * torch.load refuses a float, and so must we.
+ */
+class PyFloat {
+  constructor(readonly value: number) {}
+}
+
 /** Lists are arrays; tuples are frozen arrays, so that list-only opcodes can reject them. */
 type PyValue =
-  null | boolean | number | bigint | string | Uint8Array | PyValue[] | PyDict | PySet | PyGlobal | PyStorage | PyTensor;
+  | null
+  | boolean
+  | number
+  | bigint
+  | string
+  | Uint8Array
+  | PyValue[]
+  | PyDict
+  | PySet
+  | PyGlobal
+  | PyStorage
+  | PyTensor
+  | PyFloat;
+
+/**
+ * The most containers (lists, tuples, dicts, sets) one pickle may create: memory for the objects
+ * of a pickle stays bounded whatever its size (docs/file-safety.md). A ResNet-50 MoCo checkpoint
+ * with its optimizer state creates about 10 000.
+ */
+export const MAX_PICKLE_CONTAINERS = 500_000;
+/** The deepest nesting of containers accepted (Python's own recursion limit is 1000). */
+export const MAX_PICKLE_DEPTH = 1000;
 
 const ALLOWED_GLOBALS: ReadonlyMap<string, GlobalKind> = new Map<string, GlobalKind>([
   ["collections.OrderedDict", "OrderedDict"],
@@ -155,7 +185,8 @@ function resolveGlobal(module: string, name: string, fail: (message: string) => 
 function typeName(value: PyValue): string {
   if (value === null) return "None";
   if (typeof value === "boolean") return "bool";
-  if (typeof value === "number") return Number.isInteger(value) ? "int" : "float";
+  if (typeof value === "number") return "int";
+  if (value instanceof PyFloat) return "float";
   if (typeof value === "bigint") return "int";
   if (typeof value === "string") return "str";
   if (value instanceof Uint8Array) return "bytes";
@@ -178,7 +209,8 @@ function tuple(items: PyValue[]): PyValue[] {
 // ---------------------------------------------------------------------------------------------
 // The machine
 
-const utf8 = new TextDecoder("utf-8");
+/** Fatal: Python refuses invalid UTF-8 in a str (UnicodeDecodeError) rather than replacing it. */
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const latin1 = new TextDecoder("latin1");
 
 class Unpickler {
@@ -187,6 +219,7 @@ class Unpickler {
   private stack: PyValue[] = [];
   private readonly marks: number[] = [];
   private readonly memo = new Map<number, PyValue>();
+  private containers = 0;
 
   constructor(
     private readonly data: Uint8Array,
@@ -232,9 +265,12 @@ class Unpickler {
         if (protocol > HIGHEST_PROTOCOL) this.fail(`unsupported pickle protocol ${protocol}`);
         return;
       }
-      case OP.FRAME:
-        this.take(8); // frames only group opcodes for buffered readers
+      case OP.FRAME: {
+        // Frames only group opcodes for buffered readers, but Python checks that one is whole.
+        const length = this.dv.getBigUint64(this.advance(8), true);
+        if (length > BigInt(this.data.length - this.pos)) this.truncated("a frame reaches past the end of the data");
         return;
+      }
       case OP.MARK:
         this.marks.push(this.stack.length);
         return;
@@ -269,20 +305,20 @@ class Unpickler {
       case OP.LONG:
         return this.push(normalizeInt(this.parseBigInt(this.line().replace(/L$/, ""))));
       case OP.BINFLOAT:
-        return this.push(this.dv.getFloat64(this.advance(8), false));
+        return this.push(new PyFloat(this.dv.getFloat64(this.advance(8), false)));
       case OP.FLOAT: {
         const text = this.line();
         const value = Number(text);
         if (Number.isNaN(value) && !/^[-+]?nan$/i.test(text)) this.corrupt(`bad FLOAT '${text}'`);
-        return this.push(value);
+        return this.push(new PyFloat(value));
       }
 
       case OP.BINUNICODE:
-        return this.push(utf8.decode(this.take(this.length32())));
+        return this.push(this.text(this.take(this.length32())));
       case OP.SHORT_BINUNICODE:
-        return this.push(utf8.decode(this.take(this.u8())));
+        return this.push(this.text(this.take(this.u8())));
       case OP.BINUNICODE8:
-        return this.push(utf8.decode(this.take(this.length64())));
+        return this.push(this.text(this.take(this.length64())));
       // Python 2 str; torch.load decodes them as ASCII/latin-1 text by default too.
       case OP.SHORT_BINSTRING:
         return this.push(latin1.decode(this.take(this.u8())));
@@ -297,31 +333,31 @@ class Unpickler {
         return this.push(Uint8Array.from(this.take(this.length64())));
 
       case OP.EMPTY_LIST:
-        return this.push([]);
+        return this.push(this.counted([]));
       case OP.EMPTY_TUPLE:
-        return this.push(tuple([]));
+        return this.push(tuple(this.counted([])));
       case OP.EMPTY_DICT:
-        return this.push(new PyDict(false));
+        return this.push(this.counted(new PyDict(false)));
       case OP.EMPTY_SET:
-        return this.push(new PySet());
+        return this.push(this.counted(new PySet()));
       case OP.LIST:
-        return this.push(this.popMark());
+        return this.push(this.counted(this.popMark()));
       case OP.TUPLE:
-        return this.push(tuple(this.popMark()));
+        return this.push(tuple(this.counted(this.popMark())));
       case OP.TUPLE1:
-        return this.push(tuple(this.popN(1)));
+        return this.push(tuple(this.counted(this.popN(1))));
       case OP.TUPLE2:
-        return this.push(tuple(this.popN(2)));
+        return this.push(tuple(this.counted(this.popN(2))));
       case OP.TUPLE3:
-        return this.push(tuple(this.popN(3)));
+        return this.push(tuple(this.counted(this.popN(3))));
       case OP.DICT: {
-        const dict = new PyDict(false);
+        const dict = this.counted(new PyDict(false));
         this.setItems(dict, this.popMark());
         return this.push(dict);
       }
       case OP.FROZENSET: {
-        const set = new PySet();
-        set.items.push(...this.popMark());
+        const set = this.counted(new PySet());
+        for (const item of this.popMark()) set.items.push(item);
         return this.push(set);
       }
       case OP.APPEND: {
@@ -349,7 +385,7 @@ class Unpickler {
         const items = this.popMark();
         const set = this.top();
         if (!(set instanceof PySet)) this.corrupt(`ADDITEMS on a ${typeName(set)}`);
-        set.items.push(...items);
+        for (const item of items) set.items.push(item);
         return;
       }
 
@@ -414,7 +450,7 @@ class Unpickler {
     switch (callable.kind) {
       case "OrderedDict": {
         argsOf(0, 1);
-        const dict = new PyDict(true);
+        const dict = this.counted(new PyDict(true));
         const source = args[0];
         if (source !== undefined) {
           if (!Array.isArray(source)) this.fail(`OrderedDict(${typeName(source)}) is not supported`);
@@ -450,11 +486,11 @@ class Unpickler {
       case "set":
       case "frozenset": {
         argsOf(0, 1);
-        const set = new PySet();
+        const set = this.counted(new PySet());
         const source = args[0];
         if (source !== undefined) {
           if (!Array.isArray(source)) this.fail(`${callable.name}(${typeName(source)}) is not supported`);
-          set.items.push(...source);
+          for (const item of source) set.items.push(item);
         }
         return set;
       }
@@ -550,10 +586,27 @@ class Unpickler {
 
   // --- containers ------------------------------------------------------------------------------
 
+  /** Counts a new container against MAX_PICKLE_CONTAINERS. */
+  private counted<C extends PyValue>(container: C): C {
+    if (++this.containers > MAX_PICKLE_CONTAINERS) {
+      this.fail(`the pickle creates more than ${MAX_PICKLE_CONTAINERS} lists, tuples, dicts and sets (the limit)`);
+    }
+    return container;
+  }
+
+  private text(bytes: Uint8Array): string {
+    try {
+      return utf8.decode(bytes);
+    } catch {
+      return this.corrupt("a string is not valid UTF-8");
+    }
+  }
+
   private setItems(dict: PyDict, flat: PyValue[]): void {
     if (flat.length % 2 !== 0) this.corrupt("odd number of dict items");
     for (let i = 0; i < flat.length; i += 2) {
-      const key = flat[i]!;
+      const raw = flat[i]!;
+      const key = raw instanceof PyFloat ? raw.value : raw;
       if (
         key !== null &&
         typeof key !== "string" &&
@@ -694,30 +747,59 @@ function decodeLong(bytes: Uint8Array): bigint {
 // Python objects → JS values
 
 function toJs<T>(root: PyValue, fail: (message: string) => never): Unpickled<T> {
-  // Keyed by the Python object so that shared (and even cyclic) references stay shared.
+  // Keyed by the Python object so that shared references stay shared.
   const converted = new Map<object, Unpickled<T>>();
-  const convert = (value: PyValue, where: string): Unpickled<T> => {
+  /** The containers being converted: the nesting depth. */
+  const open = new Set<object>();
+  // Where the conversion is, as keys and how each was reached; spelled out only for an error.
+  const keys: (string | number)[] = [];
+  const dotted: boolean[] = [];
+  const where = (): string =>
+    keys.length === 0
+      ? "the root"
+      : `the root${keys.map((key, i) => (dotted[i] === true ? `.${String(key)}` : `[${JSON.stringify(key)}]`)).join("")}`;
+  const child = (key: string | number, dot: boolean, item: PyValue): Unpickled<T> => {
+    keys.push(key);
+    dotted.push(dot);
+    const out = convert(item);
+    keys.pop();
+    dotted.pop();
+    return out;
+  };
+  const convert = (value: PyValue): Unpickled<T> => {
     if (value === null || typeof value !== "object" || value instanceof Uint8Array) return value;
+    if (value instanceof PyFloat) return value.value;
     if (value instanceof PyTensor) return value.tensor as T;
-    if (value instanceof PyGlobal) fail(`a bare reference to ${value.qualifiedName} at ${where} is not a value`);
-    if (value instanceof PyStorage) fail(`a raw storage at ${where} is not supported, only tensors`);
+    if (value instanceof PyGlobal) fail(`a bare reference to ${value.qualifiedName} at ${where()} is not a value`);
+    if (value instanceof PyStorage) fail(`a raw storage at ${where()} is not supported, only tensors`);
+    // Shared references stay shared, and a container that holds itself (Python allows it, and
+    // torch.load reads it) is found here before its conversion ends: it becomes a cyclic JS
+    // value, which the walks over loaded values (collectTensors) refuse, naming the file.
     const seen = converted.get(value);
     if (seen !== undefined) return seen;
+    if (open.size >= MAX_PICKLE_DEPTH) fail(`containers nested deeper than ${MAX_PICKLE_DEPTH} levels (at ${where()})`);
+    open.add(value);
+    const out = convertContainer(value);
+    open.delete(value);
+    return out;
+  };
+  const convertContainer = (value: PyValue[] | PySet | PyDict): Unpickled<T> => {
     if (Array.isArray(value) || value instanceof PySet) {
       const items = Array.isArray(value) ? value : value.items;
       const out: Unpickled<T>[] = [];
       converted.set(value, out);
-      items.forEach((item, i) => out.push(convert(item, `${where}[${i}]`)));
+      for (let i = 0; i < items.length; i++) out.push(child(i, false, items[i]!));
       return out;
     }
-    const keys = [...value.items.keys()];
-    if (keys.every((key): key is string => typeof key === "string")) {
+    let allStrings = true;
+    for (const key of value.items.keys()) if (typeof key !== "string") allStrings = false;
+    if (allStrings) {
       const out: { [key: string]: Unpickled<T> } = {};
       converted.set(value, out);
       for (const [key, item] of value.items) {
         // defineProperty, so that a key named "__proto__" is data, not a prototype change.
         Object.defineProperty(out, key as string, {
-          value: convert(item, `${where}.${String(key)}`),
+          value: child(key as string, true, item),
           enumerable: true,
           writable: true,
           configurable: true,
@@ -729,13 +811,13 @@ function toJs<T>(root: PyValue, fail: (message: string) => never): Unpickled<T> 
     converted.set(value, out);
     for (const [key, item] of value.items) {
       if (typeof key !== "string" && typeof key !== "number") {
-        fail(`dict key ${String(key)} (${typeName(key)}) at ${where} cannot be a JS Map key`);
+        fail(`dict key ${String(key)} (${typeName(key)}) at ${where()} cannot be a JS Map key`);
       }
-      out.set(key, convert(item, `${where}[${JSON.stringify(key)}]`));
+      out.set(key, child(key, false, item));
     }
     return out;
   };
-  return convert(root, "the root");
+  return convert(root);
 }
 
 export interface UnpickleOptions {

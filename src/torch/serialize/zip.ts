@@ -29,6 +29,12 @@ const FLAG_ENCRYPTED = 0x0001;
 const FLAG_UTF8 = 0x0800;
 const DOS_DATE_1980_01_01 = 0x0021;
 const MAX_READ_CHUNK = 1 << 30; // readSync/writeSync move at most ~2 GiB per call
+/**
+ * Deflate's best case turns 258 bytes of output into a few bits: zlib's ratio never exceeds about
+ * 1032:1. An entry that declares more than that from its compressed size cannot be honest.
+ */
+const MAX_DEFLATE_RATIO = 1032;
+const DEFLATE_SLACK = 1024;
 
 /** An error in the archive itself; the message names the archive. */
 export class ZipFormatError extends Error {
@@ -139,10 +145,22 @@ export class ZipReader {
       }
       data = raw;
     } else if (entry.method === METHOD_DEFLATED) {
+      if (entry.uncompressedSize > entry.compressedSize * MAX_DEFLATE_RATIO + DEFLATE_SLACK) {
+        throw new ZipFormatError(
+          `${this.label}: record '${name}' declares ${entry.uncompressedSize} bytes from ${entry.compressedSize} compressed ones, more than deflate can produce`,
+        );
+      }
       try {
-        const inflated = inflateRawSync(raw);
+        // Never more than the declared size (+1, to tell "more" from "exactly"): a zip bomb stops
+        // at the size its directory declares instead of filling memory.
+        const inflated = inflateRawSync(raw, { maxOutputLength: entry.uncompressedSize + 1 });
         data = new Uint8Array(inflated.buffer, inflated.byteOffset, inflated.byteLength);
       } catch (cause) {
+        if ((cause as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") {
+          throw new ZipFormatError(
+            `${this.label}: record '${name}' inflates to more than the ${entry.uncompressedSize} bytes it declares`,
+          );
+        }
         throw new ZipFormatError(`${this.label}: record '${name}' does not inflate: ${(cause as Error).message}`);
       }
       if (data.length !== entry.uncompressedSize) {
@@ -296,6 +314,9 @@ function readCentralDirectory(source: ByteSource, end: EndRecord, label: string)
       if (needs.compressed) compressedSize = take("compressed size");
       if (needs.offset) localHeaderOffset = take("local header offset");
     }
+    // torch.load's reader (miniz) finds the first of two records with one name, a plain map the
+    // last: the two would read different weights from one file. PyTorch's writer never repeats one.
+    if (entries.has(name)) throw new ZipFormatError(`${label}: corrupt archive (two records named '${name}')`);
     entries.set(name, {
       name,
       method: dv.getUint16(p + 10, true),
