@@ -37,6 +37,7 @@ import { listenForInterrupt } from "./interrupt.js";
 import { runKnn } from "./knn-command.js";
 import { runLincls } from "./lincls-command.js";
 import { runSearch } from "./search-command.js";
+import { runServe } from "./serve-command.js";
 
 const HELP = `moco — MoCo (Momentum Contrast) self-supervised pretraining on libtorch
 
@@ -50,6 +51,7 @@ Commands:
   embed [DATA]     embeddings of a dataset or image folder (.npy, safetensors, ids.json)
   search QUERY...  the most similar images of an embedding index (JSON and an HTML page)
   export           the backbone as a torchvision state dict, safetensors or ONNX
+  serve            an embedding index over HTTP: embed, search, add images; a search page
   doctor           check the engine (libtorch, BLAS, threads, default data) and run a short
                    real training job (softmax regression on Fashion-MNIST)
 
@@ -64,6 +66,7 @@ const SUBCOMMANDS: Readonly<Record<string, (argv: string[]) => Promise<number>>>
   embed: runEmbed,
   search: runSearch,
   export: runExport,
+  serve: runServe,
 };
 
 /** The package's version; package.json sits two folders up from the sources, three from dist/. */
