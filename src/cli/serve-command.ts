@@ -15,11 +15,21 @@ const SERVE_FLAGS: readonly Flag[] = [
   },
   { flag: "host", kind: "string", help: "address to bind; anything but loopback needs --token", default: "127.0.0.1" },
   { flag: "port", kind: "int", help: "port; 0 picks a free one (printed)", default: 8080 },
-  { flag: "token", kind: "string", help: "access token (or MOCO_SERVE_TOKEN); clients send Authorization: Bearer TOKEN" },
+  {
+    flag: "token",
+    kind: "string",
+    help: "access token (or MOCO_SERVE_TOKEN); clients send Authorization: Bearer TOKEN",
+  },
   { flag: "body-limit", kind: "int", meta: "BYTES", help: "largest request body", default: 10 * 1024 * 1024 },
   { flag: "max-pixels", kind: "int", help: "largest image, in pixels (decompression bombs)", default: 40_000_000 },
   { flag: "max-batch", kind: "int", help: "most images per forward pass", default: 32 },
-  { flag: "batch-window", kind: "float", meta: "MS", help: "how long a request waits for others to batch with", default: 5 },
+  {
+    flag: "batch-window",
+    kind: "float",
+    meta: "MS",
+    help: "how long a request waits for others to batch with",
+    default: 5,
+  },
   { flag: "queue", kind: "int", help: "most images queued for inference; more get 503 + Retry-After", default: 256 },
   { flag: "threads", kind: "int", help: "libtorch threads (default: all cores)" },
 ];

@@ -242,7 +242,7 @@ export class LiveIndex {
       return { json, embedding: entry.embedding, bytes: encodeRecord(json, entry.embedding) };
     });
     const bytes = Buffer.concat(records.map((r) => r.bytes));
-    for (let done = 0; done < bytes.length; ) done += writeSync(this.#log, bytes, done);
+    for (let done = 0; done < bytes.length;) done += writeSync(this.#log, bytes, done);
     fsyncSync(this.#log);
     return records.map((r) => this.#append(r.json, r.embedding));
   }

@@ -33,7 +33,11 @@ export function indexMap(index: LiveIndex, maxPoints = 2000): IndexMap {
   const stride = Math.max(1, Math.ceil(count / maxPoints));
   const rows = Array.from({ length: Math.ceil(count / stride) }, (_, i) => i * stride);
   if (rows.length < 2)
-    return { points: rows.map((row) => ({ row, x: 0, y: 0, label: index.labels[row] ?? null })), count, explained: [0, 0] };
+    return {
+      points: rows.map((row) => ({ row, x: 0, y: 0, label: index.labels[row] ?? null })),
+      count,
+      explained: [0, 0],
+    };
   const { xy, explained } = scope(() =>
     noGrad(() => {
       const x = index.rows().slice(0, 0, count, stride);

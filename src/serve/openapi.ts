@@ -78,7 +78,10 @@ export function openApiDocument(limits: OpenApiLimits): Record<string, unknown> 
     paths: {
       "/v1/health": { get: { summary: "liveness", responses: { "200": { description: "{ status: ok, count }" } } } },
       "/v1/info": {
-        get: { summary: "the encoder, its preprocessing, the index size, limits", responses: { "200": { description: "info" } } },
+        get: {
+          summary: "the encoder, its preprocessing, the index size, limits",
+          responses: { "200": { description: "info" } },
+        },
       },
       "/v1/openapi.json": { get: { summary: "this document", responses: { "200": { description: "OpenAPI 3.1" } } } },
       "/v1/embed": {
@@ -104,13 +107,25 @@ export function openApiDocument(limits: OpenApiLimits): Record<string, unknown> 
       "/v1/search": {
         post: {
           summary: "the k indexed images most similar to an image, or to an indexed image given by id",
-          parameters: [k, { name: "id", in: "query", description: "an indexed image's id instead of an image", schema: { type: "string" } }],
+          parameters: [
+            k,
+            {
+              name: "id",
+              in: "query",
+              description: "an indexed image's id instead of an image",
+              schema: { type: "string" },
+            },
+          ],
           requestBody: {
             ...imageBody,
             content: {
               ...imageBody.content,
               "application/json": {
-                schema: { type: "object", properties: { id: { type: "string" }, k: { type: "integer" } }, required: ["id"] },
+                schema: {
+                  type: "object",
+                  properties: { id: { type: "string" }, k: { type: "integer" } },
+                  required: ["id"],
+                },
               },
             },
           },
@@ -119,7 +134,13 @@ export function openApiDocument(limits: OpenApiLimits): Record<string, unknown> 
               description: "the neighbours, most similar first",
               content: {
                 "application/json": {
-                  schema: { type: "object", properties: { k: { type: "integer" }, hits: { type: "array", items: { $ref: "#/components/schemas/Hit" } } } },
+                  schema: {
+                    type: "object",
+                    properties: {
+                      k: { type: "integer" },
+                      hits: { type: "array", items: { $ref: "#/components/schemas/Hit" } },
+                    },
+                  },
                 },
               },
             },
@@ -132,7 +153,12 @@ export function openApiDocument(limits: OpenApiLimits): Record<string, unknown> 
         post: {
           summary: "add images to the index (durable once answered: an fsync'ed append-only log)",
           parameters: [
-            { name: "id", in: "query", description: "the id of the one image added (default added/<hash>.<ext>)", schema: { type: "string" } },
+            {
+              name: "id",
+              in: "query",
+              description: "the id of the one image added (default added/<hash>.<ext>)",
+              schema: { type: "string" },
+            },
             { name: "label", in: "query", description: "its class index", schema: { type: "integer", minimum: 0 } },
           ],
           requestBody: imageBody,
@@ -146,7 +172,9 @@ export function openApiDocument(limits: OpenApiLimits): Record<string, unknown> 
       "/v1/map": {
         get: {
           summary: "2-D map of the index: its first two principal components, on an evenly spaced sample",
-          parameters: [{ name: "points", in: "query", schema: { type: "integer", minimum: 1, maximum: 20000, default: 2000 } }],
+          parameters: [
+            { name: "points", in: "query", schema: { type: "integer", minimum: 1, maximum: 20000, default: 2000 } },
+          ],
           responses: { "200": { description: "{ points: [{ row, x, y, label, id, className }], count, explained }" } },
         },
       },
@@ -154,7 +182,10 @@ export function openApiDocument(limits: OpenApiLimits): Record<string, unknown> 
         get: {
           summary: "a thumbnail (PNG) of an indexed image",
           parameters: [{ name: "row", in: "path", required: true, schema: { type: "integer", minimum: 0 } }],
-          responses: { "200": { description: "image/png" }, "404": errorResponse("no such row, or no image stored for it") },
+          responses: {
+            "200": { description: "image/png" },
+            "404": errorResponse("no such row, or no image stored for it"),
+          },
         },
       },
       "/v1/model.onnx": {

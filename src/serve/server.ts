@@ -258,11 +258,14 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     let width: number;
     let height: number;
     try {
-      const header = await sharp(bytes).metadata();
+      const header = await sharp(bytes, { limitInputPixels: maxPixels }).metadata();
       width = header.width ?? 0;
       height = header.height ?? 0;
     } catch (error) {
-      throw bad("ERR_BAD_IMAGE", `cannot read the image: ${(error as Error).message.split("\n")[0] ?? ""}`);
+      const message = (error as Error).message.split("\n")[0] ?? "";
+      if (/pixel limit/i.test(message))
+        throw bad("ERR_TOO_MANY_PIXELS", `the image declares more than ${maxPixels} pixels`, 413);
+      throw bad("ERR_BAD_IMAGE", `cannot read the image: ${message}`);
     }
     if (width * height > maxPixels)
       throw bad("ERR_TOO_MANY_PIXELS", `the image is ${width}×${height}: more than ${maxPixels} pixels`, 413);
@@ -320,6 +323,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
 
   const app = Fastify({ bodyLimit, logger: false, forceCloseConnections: "idle", return503OnClosing: true });
   await app.register(multipart);
+  // JSON (search by id), images and multipart only: any other body is answered 415.
+  app.removeContentTypeParser("text/plain");
   // Image bodies arrive as raw bytes; what they are is decided by sniffing, not by this header.
   for (const type of ["application/octet-stream", /^image\/[\w.+-]+$/])
     app.addContentTypeParser(type, { parseAs: "buffer" }, (_request, body, done) => done(null, body));
@@ -346,13 +351,19 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       if (path === "/v1/health" || path === "/" || path.startsWith("/vendor/ort/")) return;
       const header = request.headers.authorization ?? "";
       const query = (request.query as Record<string, unknown>)["token"];
-      const given = Buffer.from(header.startsWith("Bearer ") ? header.slice(7) : typeof query === "string" ? query : "");
+      const given = Buffer.from(
+        header.startsWith("Bearer ") ? header.slice(7) : typeof query === "string" ? query : "",
+      );
       if (given.length !== expected.length || !timingSafeEqual(given, expected))
         throw bad("ERR_UNAUTHORIZED", "an access token is required: Authorization: Bearer TOKEN", 401);
     });
   }
+  let closing = false;
   app.addHook("onSend", async (_request, reply) => {
     void reply.header("X-Content-Type-Options", "nosniff");
+    // While shutting down, answers close their connection: an idle keep-alive socket would
+    // otherwise hold the server open until its timeout.
+    if (closing) void reply.header("Connection", "close");
   });
 
   app.get("/v1/health", async () => ({ status: "ok", count: index.count }));
@@ -406,7 +417,10 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       label = Number(rawLabel);
       const classes = classNames?.length ?? Number.POSITIVE_INFINITY;
       if (!/^\d+$/.test(rawLabel) || label >= classes)
-        throw bad("ERR_BAD_LABEL", `label must be a class index from 0 to ${classes - 1}, got ${JSON.stringify(rawLabel)}`);
+        throw bad(
+          "ERR_BAD_LABEL",
+          `label must be a class index from 0 to ${classes - 1}, got ${JSON.stringify(rawLabel)}`,
+        );
     }
     const embedded = await Promise.all(
       upload.images.map((image) =>
@@ -460,7 +474,9 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       const [, c = 1, h = 0, w = 0] = image.shape;
       const hwc = scope(() => image.permute(0, 2, 3, 1).contiguous().toBytes());
       image.dispose();
-      source = await sharp(Buffer.from(hwc), { raw: { width: w, height: h, channels: c as 1 | 3 } }).png().toBuffer();
+      source = await sharp(Buffer.from(hwc), { raw: { width: w, height: h, channels: c as 1 | 3 } })
+        .png()
+        .toBuffer();
     } else if (row < index.baseCount && meta.dataset.kind === "folder") source = index.ids[row] as string;
     else throw bad("ERR_NO_THUMBNAIL", `no image stored for row ${row}`, 404);
     const png = await sharp(source, { limitInputPixels: maxPixels })
@@ -496,7 +512,10 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     // Only names listed from onnxruntime-web's dist folder at startup: nothing from the URL reaches the file system.
     if (!ORT_FILES.has(file)) throw bad("ERR_NOT_FOUND", `no file ${JSON.stringify(file)}`, 404);
     const type = ORT_TYPES[file.slice(file.lastIndexOf(".") + 1)] ?? "application/octet-stream";
-    return reply.type(type).header("Cache-Control", "max-age=86400").send(readFileSync(join(ORT_DIST, file)));
+    return reply
+      .type(type)
+      .header("Cache-Control", "max-age=86400")
+      .send(readFileSync(join(ORT_DIST, file)));
   });
 
   let address: string;
@@ -505,7 +524,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   } catch (error) {
     failStart(error);
   }
-  let closing: Promise<void> | null = null;
+  let closed: Promise<void> | null = null;
   return {
     app,
     url: address!,
@@ -513,7 +532,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     encoder,
     batcher,
     close: () =>
-      (closing ??= (async () => {
+      (closed ??= (async () => {
+        closing = true;
         await app.close();
         await batcher.close();
         for (const free of cleanup) free();
