@@ -23,6 +23,7 @@ import { matmul512 } from "./matmul512.js";
 import { mocoCifarStep, mocoFmnistStep } from "./moco-train-step.js";
 import { opOverhead } from "./op-overhead.js";
 import { resnet18TrainStep } from "./resnet18-train-step.js";
+import { serveLoad } from "./serve-load.js";
 
 /** The registered entries, in the order they run (an entry that bounds another comes before it). */
 export const ENTRIES: readonly BenchEntry[] = [
@@ -34,6 +35,7 @@ export const ENTRIES: readonly BenchEntry[] = [
   dataPipeline,
   embedThroughput,
   distScaling,
+  serveLoad,
 ];
 
 const here = dirname(fileURLToPath(import.meta.url));
