@@ -82,5 +82,6 @@ export {
   type ExportFormat,
   type ExportOptions,
 } from "./export/backbone.js";
+export { startServer, type ServeOptions, type RunningServer } from "./serve/server.js";
 export * from "./io/index.js";
 export * from "./dist/index.js";

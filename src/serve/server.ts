@@ -104,11 +104,12 @@ export function accessToken(host: string, token: string | null | undefined): str
   return null;
 }
 
-const ORT_DIST = dirname(createRequire(import.meta.url).resolve("onnxruntime-web"));
-/** onnxruntime-web's files the page needs (the wasm backend only), served from node_modules. */
-const ORT_FILES = new Set(
-  readdirSync(ORT_DIST).filter((name) => /^(ort\.wasm\.min\.js|ort-wasm-simd-threaded\.(mjs|wasm))$/.test(name)),
-);
+/** onnxruntime-web's dist folder and the files of it the page needs (the wasm backend only). */
+function ortFiles(): { dir: string; files: Set<string> } {
+  const dir = dirname(createRequire(import.meta.url).resolve("onnxruntime-web"));
+  const wanted = /^(ort\.wasm\.min\.js|ort-wasm-simd-threaded\.(mjs|wasm))$/;
+  return { dir, files: new Set(readdirSync(dir).filter((name) => wanted.test(name))) };
+}
 const ORT_TYPES: Readonly<Record<string, string>> = {
   js: "text/javascript",
   mjs: "text/javascript",
@@ -321,6 +322,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     batching: { ...batcher.options, ...batcher.stats, pending: batcher.pending },
   });
 
+  const ort = ortFiles();
   const app = Fastify({ bodyLimit, logger: false, forceCloseConnections: "idle", return503OnClosing: true });
   await app.register(multipart);
   // JSON (search by id), images and multipart only: any other body is answered 415.
@@ -510,24 +512,19 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   app.get("/vendor/ort/:file", async (request, reply) => {
     const file = (request.params as Record<string, string>)["file"] ?? "";
     // Only names listed from onnxruntime-web's dist folder at startup: nothing from the URL reaches the file system.
-    if (!ORT_FILES.has(file)) throw bad("ERR_NOT_FOUND", `no file ${JSON.stringify(file)}`, 404);
+    if (!ort.files.has(file)) throw bad("ERR_NOT_FOUND", `no file ${JSON.stringify(file)}`, 404);
     const type = ORT_TYPES[file.slice(file.lastIndexOf(".") + 1)] ?? "application/octet-stream";
     return reply
       .type(type)
       .header("Cache-Control", "max-age=86400")
-      .send(readFileSync(join(ORT_DIST, file)));
+      .send(readFileSync(join(ort.dir, file)));
   });
 
-  let address: string;
-  try {
-    address = await app.listen({ host, port: options.port ?? 8080 });
-  } catch (error) {
-    failStart(error);
-  }
+  const address = await app.listen({ host, port: options.port ?? 8080 }).catch(failStart);
   let closed: Promise<void> | null = null;
   return {
     app,
-    url: address!,
+    url: address,
     index,
     encoder,
     batcher,
