@@ -215,7 +215,8 @@ export const serveLoad: BenchEntry = {
       };
     } finally {
       server.kill("SIGTERM");
-      await new Promise((resolve) => (server.exitCode === null ? server.once("exit", resolve) : resolve(null)));
+      if (server.exitCode === null && server.signalCode === null)
+        await new Promise((resolve) => server.once("exit", resolve));
     }
   },
 };

@@ -15,7 +15,7 @@ import { readNpy } from "../src/io/index.js";
 import { ADDED_LOG, LiveIndex } from "../src/serve/live-index.js";
 import { startServer, type RunningServer } from "../src/serve/server.js";
 import { liveTensors } from "../src/torch/index.js";
-import { fashionPngs, makeServeFixture, moco, spawnServe, type ServeFixture } from "./helpers/serve-fixture.js";
+import { exitOf, fashionPngs, makeServeFixture, moco, spawnServe, type ServeFixture } from "./helpers/serve-fixture.js";
 
 const root = mkdtempSync(join(tmpdir(), "moco-serve-"));
 let fixture: ServeFixture;
@@ -53,15 +53,14 @@ test("the server binds 127.0.0.1 and answers health, info and OpenAPI", async ()
   assert.deepEqual(health, { status: "ok", count: 40 });
   const info = (await (await fetch(`${server.url}/v1/info`)).json()) as {
     encoder: { dim: number; features: string };
-    preprocessing: { storedSize: number; inputSize: number; channels: number; mean: number[] };
+    preprocessing: { storedSize: number; inputSize: number; channels: number; modelChannels: number };
     index: { count: number; classNames: string[] | null };
   };
   assert.equal(info.encoder.dim, 32);
   assert.equal(info.encoder.features, "backbone");
-  assert.deepEqual(
-    [info.preprocessing.storedSize, info.preprocessing.inputSize, info.preprocessing.channels],
-    [32, 28, 1],
-  );
+  // Folders are decoded as sRGB at 8/7 of the crop; the 1-channel network then gets their luma.
+  const { storedSize, inputSize, channels, modelChannels } = info.preprocessing;
+  assert.deepEqual([storedSize, inputSize, channels, modelChannels], [32, 28, 3, 1]);
   assert.equal(info.index.count, 40);
   const openapi = (await (await fetch(`${server.url}/v1/openapi.json`)).json()) as { openapi: string; paths: object };
   assert.equal(openapi.openapi, "3.1.0");
@@ -366,63 +365,75 @@ test("the add log: a torn last record is dropped at load, the intact ones kept",
   }
 });
 
-test("kill -9 during POST /v1/index: the index loads and holds every image whose request completed", async () => {
-  const dir = join(root, "crash");
-  cpSync(fixture.index, dir, { recursive: true });
-  const images = await fashionPngs(Array.from({ length: 24 }, (_, i) => 200 + i));
-  const first = await spawnServe(["--index", dir, "--threads", "1"]);
-  const completed: string[] = [];
-  let next = 0;
-  let killed = false;
-  // Four clients add images one after another until the server dies under them.
-  const client = async () => {
-    for (;;) {
-      const i = next++;
-      const id = `crash-${i}`;
-      try {
-        const response = await fetch(`${first.url}/v1/index?id=${id}`, {
-          method: "POST",
-          body: images[i % images.length]?.png as Buffer,
-          headers: { "Content-Type": "image/png" },
-        });
-        if (response.status === 201) completed.push(id);
-        else assert.fail(`status ${response.status}`);
-      } catch (error) {
-        if (killed) return;
-        throw error;
-      }
-      if (completed.length >= 12 && !killed) {
-        killed = true;
-        first.child.kill("SIGKILL");
-      }
+test(
+  "kill -9 during POST /v1/index: the index loads and holds every image whose request completed",
+  { timeout: 240_000 },
+  async () => {
+    const dir = join(root, "crash");
+    cpSync(fixture.index, dir, { recursive: true });
+    const images = await fashionPngs(Array.from({ length: 24 }, (_, i) => 200 + i));
+    const first = await spawnServe(["--index", dir, "--threads", "1"]);
+    const completed: string[] = [];
+    try {
+      let next = 0;
+      let killed = false;
+      // Four clients add images one after another until the server dies under them.
+      const client = async () => {
+        for (;;) {
+          const i = next++;
+          const id = `crash-${i}`;
+          try {
+            const response = await fetch(`${first.url}/v1/index?id=${id}`, {
+              method: "POST",
+              body: images[i % images.length]?.png as Buffer,
+              headers: { "Content-Type": "image/png" },
+            });
+            if (response.status === 201) completed.push(id);
+            else assert.fail(`status ${response.status}`);
+          } catch (error) {
+            if (killed) return;
+            throw error;
+          }
+          if (completed.length >= 12 && !killed) {
+            killed = true;
+            first.child.kill("SIGKILL");
+          }
+        }
+      };
+      await Promise.all([client(), client(), client(), client()]);
+      await exitOf(first.child);
+      assert.equal(first.child.signalCode, "SIGKILL");
+      assert.ok(completed.length >= 12);
+    } finally {
+      // A failed assertion must not leave the server running (it would keep this test process alive).
+      if (first.child.exitCode === null && first.child.signalCode === null) first.child.kill("SIGKILL");
     }
-  };
-  await Promise.all([client(), client(), client(), client()]);
-  await new Promise((resolve) => (first.child.exitCode === null ? first.child.once("exit", resolve) : resolve(null)));
-  assert.equal(first.child.signalCode, "SIGKILL");
-  assert.ok(completed.length >= 12);
 
-  const second = await spawnServe(["--index", dir, "--threads", "1"]);
-  try {
-    const health = (await (await fetch(`${second.url}/v1/health`)).json()) as { count: number };
-    assert.ok(health.count >= 40 + completed.length, `${health.count} rows, ${completed.length} adds completed`);
-    for (const id of completed) {
-      const answer = await post("/v1/search", JSON.stringify({ id, k: 1 }), "application/json", second.url);
-      assert.equal(answer.status, 200, `${id}: ${JSON.stringify(answer.body)}`);
-      assert.equal((answer.body as { hits: Hit[] }).hits[0]?.score.toFixed(4), "1.0000");
+    const second = await spawnServe(["--index", dir, "--threads", "1"]);
+    try {
+      const health = (await (await fetch(`${second.url}/v1/health`)).json()) as { count: number };
+      assert.ok(health.count >= 40 + completed.length, `${health.count} rows, ${completed.length} adds completed`);
+      for (const id of completed) {
+        const answer = await post("/v1/search", JSON.stringify({ id, k: 1 }), "application/json", second.url);
+        assert.equal(answer.status, 200, `${id}: ${JSON.stringify(answer.body)}`);
+        assert.equal((answer.body as { hits: Hit[] }).hits[0]?.score.toFixed(4), "1.0000");
+      }
+    } finally {
+      second.child.kill("SIGTERM");
+      await exitOf(second.child);
     }
-  } finally {
-    second.child.kill("SIGTERM");
-    await new Promise((resolve) => second.child.once("exit", resolve));
-  }
-});
+  },
+);
 
-test("SIGTERM finishes the request in flight, then exits 0", async () => {
+test("SIGTERM finishes the request in flight, then exits 0", { timeout: 180_000 }, async () => {
   const served = await spawnServe(["--index", fixture.index, "--batch-window", "1500", "--threads", "1"]);
+  after(() => {
+    if (served.child.exitCode === null && served.child.signalCode === null) served.child.kill("SIGKILL");
+  });
   const pending = post("/v1/embed", readFileSync(fixture.files[3] as string), "image/png", served.url);
   await new Promise((resolve) => setTimeout(resolve, 300));
   served.child.kill("SIGTERM");
-  const exited = new Promise<number | null>((resolve) => served.child.once("exit", (code) => resolve(code)));
+  const exited = exitOf(served.child);
   const answer = await pending;
   assert.equal(answer.status, 200, JSON.stringify(answer.body));
   assert.equal((answer.body as { embedding: number[] }).embedding.length, 32);

@@ -75,6 +75,12 @@ export async function makeServeFixture(root: string, count = 40): Promise<ServeF
   };
 }
 
+/** Resolves with the exit code (null after a signal) once `child` has exited, even if it already has. */
+export function exitOf(child: ChildProcessWithoutNullStreams): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+}
+
 /** `moco serve` as a child process; resolves with its URL once it prints "listening on". */
 export async function spawnServe(
   args: string[],
