@@ -24,6 +24,7 @@ import { mocoCifarStep, mocoFmnistStep } from "./moco-train-step.js";
 import { opOverhead } from "./op-overhead.js";
 import { peakMatmul } from "./peak-matmul.js";
 import { resnet18TrainStep } from "./resnet18-train-step.js";
+import { serveLoad } from "./serve-load.js";
 
 /** The registered entries, in the order they run (an entry that bounds another comes before it). */
 export const ENTRIES: readonly BenchEntry[] = [
@@ -36,6 +37,7 @@ export const ENTRIES: readonly BenchEntry[] = [
   dataPipeline,
   embedThroughput,
   distScaling,
+  serveLoad,
 ];
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -96,6 +96,7 @@ export {
   type ExportFormat,
   type ExportOptions,
 } from "./export/backbone.js";
+export { startServer, type ServeOptions, type RunningServer } from "./serve/server.js";
 export * from "./io/index.js";
 export * from "./dist/index.js";
 export {

@@ -38,6 +38,7 @@ import { runKnn } from "./knn-command.js";
 import { runLincls } from "./lincls-command.js";
 import { runReport } from "./report-command.js";
 import { runSearch } from "./search-command.js";
+import { runServe } from "./serve-command.js";
 
 const HELP = `moco — MoCo (Momentum Contrast) self-supervised pretraining on libtorch
 
@@ -52,6 +53,7 @@ Commands:
   search QUERY...  the most similar images of an embedding index (JSON and an HTML page)
   export           the backbone as a torchvision state dict, safetensors, ONNX or detectron2 weights
   report RUN...    one self-contained HTML page of runs: curves, per class, embedding map, neighbours
+  serve            an embedding index over HTTP: embed, search, add images; a search page
   doctor           check the engine (libtorch, BLAS, threads, default data) and run a short
                    real training job (softmax regression on Fashion-MNIST)
 
@@ -67,6 +69,7 @@ const SUBCOMMANDS: Readonly<Record<string, (argv: string[]) => Promise<number>>>
   search: runSearch,
   export: runExport,
   report: runReport,
+  serve: runServe,
 };
 
 /** The package's version; package.json sits two folders up from the sources, three from dist/. */

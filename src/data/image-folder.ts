@@ -147,10 +147,20 @@ function resolveRoot(root: string, split: Split | undefined): string {
   );
 }
 
-/** Decodes one image to uint8 HWC bytes of the working size; errors name the file. */
-export async function decodeImage(path: string, size: number, channels: 1 | 3): Promise<Uint8Array> {
+/**
+ * Decodes one image (a file, or its bytes: `moco serve`'s uploads) to uint8 HWC bytes of the working
+ * size; errors name the file. `limitInputPixels` refuses larger images before decoding them.
+ */
+export async function decodeImage(
+  input: string | Buffer,
+  size: number,
+  channels: 1 | 3,
+  limitInputPixels?: number,
+): Promise<Uint8Array> {
+  const path = typeof input === "string" ? input : "(image bytes)";
   try {
-    let pipeline = sharp(path, { failOn: "warning", sequentialRead: true })
+    const limit = limitInputPixels === undefined ? {} : { limitInputPixels };
+    let pipeline = sharp(input, { failOn: "warning", sequentialRead: true, ...limit })
       .resize(size, size, { fit: "cover", position: "centre", kernel: "linear" })
       .removeAlpha();
     pipeline = channels === 1 ? pipeline.toColourspace("b-w") : pipeline.toColourspace("srgb");
