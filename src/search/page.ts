@@ -1,12 +1,13 @@
 // The search results as a page of thumbnails: each query with its neighbours and their cosine
 // similarity. Image files are linked where they are; images that only exist inside a dataset file
 // (IDX, CIFAR) are written out as small PNGs beside the page.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { isAbsolute, join, relative, resolve } from "node:path";
 
 import sharp from "sharp";
 
 import type { Tensor } from "../torch/index.js";
+import { writeFileAtomic } from "../util/atomic-file.js";
 
 export interface SearchResult {
   query: string;
@@ -89,6 +90,6 @@ ${rows.join("\n")}
 </body></html>
 `;
   const path = join(outDir, "results.html");
-  writeFileSync(path, page);
+  writeFileAtomic(path, page, "writeResultsPage");
   return path;
 }

@@ -2,12 +2,13 @@
 // rejects ordinary Python checkpoints. Saving writes the zip format of torch >= 1.6; loading also
 // reads the legacy format before it (legacy.ts). Loading never executes anything from the file;
 // see unpickler.ts for what it accepts.
-import { closeSync, fstatSync, fsyncSync, openSync, renameSync, rmSync } from "node:fs";
+import { closeSync, fstatSync, openSync } from "node:fs";
 import { basename } from "node:path";
 import type { Tensor } from "../index.js";
 import { readCheckpoint } from "./reader.js";
 import { writeCheckpoint } from "./writer.js";
-import { bufferSource, fileSource, FileSink, MemorySink, type ZipWriterOptions } from "./zip.js";
+import { AtomicFile } from "../../util/atomic-file.js";
+import { bufferSource, fileSource, MemorySink, type ZipWriterOptions } from "./zip.js";
 
 /**
  * A value a checkpoint holds. On load, Python's dict becomes a plain object when all its keys are
@@ -57,31 +58,17 @@ export function saveToBuffer(value: Saveable, options: SaveToBufferOptions = {})
 }
 
 /**
- * Writes `value` to `path` in torch.save's format. Atomic: the file is written beside `path`,
- * flushed, and renamed over it, so a crash never leaves a half-written checkpoint at `path`.
+ * Writes `value` to `path` in torch.save's format. Atomic (src/util/atomic-file.ts): a crash or an
+ * error never leaves a half-written checkpoint at `path`, which keeps its previous content.
  */
 export function save(value: Saveable, path: string): void {
-  const temporary = `${path}.tmp-${process.pid}`;
-  let fd: number;
+  const file = AtomicFile.create(path, "save");
   try {
-    fd = openSync(temporary, "w");
+    writeCheckpoint(value, file, archiveNameFor(path), "save");
+    file.commit();
   } catch (error) {
-    throw new Error(`save: cannot write ${path}: ${(error as Error).message}`, { cause: error });
-  }
-  try {
-    writeCheckpoint(value, new FileSink(fd), archiveNameFor(path), "save");
-    fsyncSync(fd);
-    closeSync(fd);
-  } catch (error) {
-    closeSync(fd);
-    rmSync(temporary, { force: true });
+    file.abort();
     throw error;
-  }
-  try {
-    renameSync(temporary, path);
-  } catch (error) {
-    rmSync(temporary, { force: true });
-    throw new Error(`save: cannot write ${path}: ${(error as Error).message}`, { cause: error });
   }
 }
 
