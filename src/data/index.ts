@@ -1,6 +1,6 @@
 // Datasets, the loader and batched augmentation.
 export * from "./augment.js";
-export * from "./augment-ops.js";
+export * from "./augment/ops.js";
 export * from "./cifar.js";
 export * from "./dataset.js";
 export * from "./fashion-mnist.js";
