@@ -4,30 +4,13 @@
 // see unpickler.ts for what it accepts.
 import { closeSync, fstatSync, openSync } from "node:fs";
 import { basename } from "node:path";
-import type { Tensor } from "../index.js";
 import { readCheckpoint } from "./reader.js";
+import type { Saveable } from "./saveable.js";
 import { writeCheckpoint } from "./writer.js";
 import { AtomicFile } from "../../util/atomic-file.js";
 import { bufferSource, fileSource, MemorySink, type ZipWriterOptions } from "./zip.js";
 
-/**
- * A value a checkpoint holds. On load, Python's dict becomes a plain object when all its keys are
- * strings (order kept) and a Map otherwise; list, tuple and set become arrays; int becomes a
- * number when it is a safe integer, else a bigint; bytes become Uint8Array; None becomes null.
- * On save, safe integers become Python ints and other numbers floats, Map keys keep their type,
- * and undefined becomes None.
- */
-export type Saveable =
-  | Tensor
-  | number
-  | bigint
-  | string
-  | boolean
-  | null
-  | Uint8Array
-  | Saveable[]
-  | Map<string | number, Saveable>
-  | { [key: string]: Saveable };
+export type { Saveable } from "./saveable.js";
 
 export interface SaveToBufferOptions {
   /** The archive's root folder; PyTorch uses the file's stem, or "archive" for buffers. */
