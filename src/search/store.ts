@@ -92,7 +92,11 @@ export async function writeEmbeddingIndex(
     safetensors.abort();
     throw error;
   }
-  writeFileAtomic(join(dir, INDEX_FILES.ids), `${JSON.stringify(itemIds(dataset, options.datasetInfo))}\n`, "writeEmbeddingIndex");
+  writeFileAtomic(
+    join(dir, INDEX_FILES.ids),
+    `${JSON.stringify(itemIds(dataset, options.datasetInfo))}\n`,
+    "writeEmbeddingIndex",
+  );
   const labelsPath = join(dir, INDEX_FILES.labels);
   if (dataset.labels !== null) writeNpy(labelsPath, dataset.labels);
   else rmSync(labelsPath, { force: true });
