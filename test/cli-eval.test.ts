@@ -10,7 +10,7 @@ import { after, before, test } from "node:test";
 import sharp from "sharp";
 
 import { openFashionMnist } from "../src/data/fashion-mnist.js";
-import { PYTHON } from "./helpers/pytorch.js";
+import { PYTHON } from "./helpers/python.js";
 
 const root = mkdtempSync(join(tmpdir(), "moco-cli-eval-"));
 after(() => rmSync(root, { recursive: true, force: true }));
