@@ -8,7 +8,7 @@
 // Validation features are computed once: the backbone is frozen and the validation transform
 // deterministic, so every epoch would compute the same numbers. With `precomputeFeatures` the
 // training features are too (from un-augmented images), which makes a CPU run minutes, not hours.
-import { copyFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
 import { Augment, type AugmentConfig } from "../data/augment.js";
@@ -22,6 +22,7 @@ import { Linear } from "../nn/index.js";
 import { normal_, zeros_ } from "../nn/init.js";
 import { SGD, cosineSchedule, setLr, stepSchedule, type LrSchedule, type SGDStateDict } from "../optim/index.js";
 import { F, keep, noGrad, save, scope, type Saveable, type Tensor } from "../torch/index.js";
+import { writeFileAtomic } from "../util/atomic-file.js";
 
 export interface LinearEvalConfig {
   epochs: number;
@@ -351,6 +352,7 @@ function writeLinclsCheckpoint(
 ): void {
   const outDir = options.outDir as string;
   const path = join(outDir, LINCLS_CHECKPOINT);
+  mkdirSync(outDir, { recursive: true }); // a library caller's folder need not exist yet
   scope(() => {
     const stateDict = new Map<string, Tensor>();
     for (const [key, tensor] of options.encoder.model.stateDict()) {
@@ -370,5 +372,5 @@ function writeLinclsCheckpoint(
       path,
     );
   });
-  if (isBest) copyFileSync(path, join(outDir, LINCLS_BEST));
+  if (isBest) writeFileAtomic(join(outDir, LINCLS_BEST), readFileSync(path), "linearEvaluation");
 }
