@@ -3,62 +3,64 @@ import boundaries from "eslint-plugin-boundaries";
 import tseslint from "typescript-eslint";
 
 // The one-way layers of src/ (design.md §1, style.md point 10), enforced by
-// eslint-plugin-boundaries. Bottom-up; a file may import its own layer and any layer listed
-// before it, never one after it. The order is the one today's imports have (train imports eval
-// for the kNN monitor and encoder for initial weights; dist imports train's DataParallel
-// interface; search reads what encoder computes and io stores; export writes through io).
+// eslint-plugin-boundaries. Bottom-up; a file may import its own layer and the layers of lower
+// rank, never a layer of higher rank nor a sibling of the same rank. The order is the one today's
+// imports have (train imports eval for the kNN monitor and encoder for initial weights; dist
+// imports train's DataParallel interface; encoder, export and search store through io).
 //
-//   layer     files                                may import
-//   errors    src/errors.ts                        nothing of src/
-//   util      src/util/** (the atomic writer)      errors
-//   native    src/torch/native.ts (the binding)    errors, util; imported by torch alone
-//   torch     src/torch/**                         errors, util, native
-//   nn        src/nn/**                            errors, util, torch
-//   optim     src/optim/**                         ... nn
-//   data      src/data/**                          ... optim
-//   moco      src/moco/**                          ... data
-//   io        src/io/**                            ... moco
-//   encoder   src/encoder/**                       ... io
-//   export    src/export/**                        ... encoder
-//   eval      src/eval/**                          ... export
-//   search    src/search/**                        ... eval
-//   train     src/train/**                         ... search
-//   dist      src/dist/**                          ... train
-//   cli       src/cli/**                           ... dist
-//   api       src/index.ts (the package's entry)   everything; imported by nothing in src/
+//   rank  layer     files                                may import
+//   -     errors    src/errors.ts                        nothing of src/ (any layer may import it)
+//   0     util      src/util/** (the atomic writer)      errors
+//   -     native    src/torch/native.ts (the binding)    errors, util; imported by torch alone
+//   1     torch     src/torch/**                         errors, util, native
+//   2     io        src/io/** (safetensors, .npy)        errors, util, torch
+//   3     nn        src/nn/**                            ... io
+//   4     optim     src/optim/**                         ... nn
+//   5     data      src/data/**                          ... optim
+//   6     moco      src/moco/**                          ... data
+//   7     encoder   src/encoder/**                       ... moco
+//   8     eval      src/eval/**                          ... encoder (not export, search)
+//   8     export    src/export/**                        ... encoder (not eval, search)
+//   8     search    src/search/**                        ... encoder (not eval, export)
+//   9     train     src/train/**                         ... eval, export, search
+//   10    dist      src/dist/**                          ... train
+//   11    cli       src/cli/**                           ... dist
+//   -     api       src/index.ts (the package's entry)   everything; imported by nothing in src/
 //
 // bench/, test/ and scripts/ are no layer: they may import anything. errors, native and api are
 // single files, so they are file categories below; the folders are the elements.
 const LAYERS = [
-  ["util", "src/util/**"],
-  ["torch", "src/torch/**"],
-  ["nn", "src/nn/**"],
-  ["optim", "src/optim/**"],
-  ["data", "src/data/**"],
-  ["moco", "src/moco/**"],
-  ["io", "src/io/**"],
-  ["encoder", "src/encoder/**"],
-  ["export", "src/export/**"],
-  ["eval", "src/eval/**"],
-  ["search", "src/search/**"],
-  ["train", "src/train/**"],
-  ["dist", "src/dist/**"],
-  ["cli", "src/cli/**"],
+  ["util", 0],
+  ["torch", 1],
+  ["io", 2],
+  ["nn", 3],
+  ["optim", 4],
+  ["data", 5],
+  ["moco", 6],
+  ["encoder", 7],
+  ["eval", 8],
+  ["export", 8],
+  ["search", 8],
+  ["train", 9],
+  ["dist", 10],
+  ["cli", 11],
 ];
-const TYPES = LAYERS.map(([type]) => type);
 
-/** One policy per layer: nothing above it; the binding only from torch; never the package's index. */
+/** One policy per layer: no higher rank, no sibling, the binding only from torch, never the index. */
 function layerPolicies() {
-  return TYPES.map((type, at) => ({
-    from: { element: { type } },
-    disallow: {
-      to: [
-        ...(at + 1 < TYPES.length ? [{ element: { types: { anyOf: TYPES.slice(at + 1) } } }] : []),
-        ...(type === "torch" ? [] : [{ file: { categories: "binding" } }]),
-        { file: { categories: "api" } },
-      ],
-    },
-  }));
+  return LAYERS.map(([type, rank]) => {
+    const above = LAYERS.filter(([other, r]) => r > rank || (r === rank && other !== type)).map(([t]) => t);
+    return {
+      from: { element: { type } },
+      disallow: {
+        to: [
+          ...(above.length > 0 ? [{ element: { types: { anyOf: above } } }] : []),
+          ...(type === "torch" ? [] : [{ file: { categories: "binding" } }]),
+          { file: { categories: "api" } },
+        ],
+      },
+    };
+  });
 }
 
 export default tseslint.config(
@@ -104,7 +106,7 @@ export default tseslint.config(
     files: ["src/**/*.ts"],
     plugins: { boundaries },
     settings: {
-      "boundaries/elements": LAYERS.map(([type, pattern]) => ({ type, pattern, partialMatch: false })),
+      "boundaries/elements": LAYERS.map(([type]) => ({ type, pattern: `src/${type}/**`, partialMatch: false })),
       // Single files are file categories, not elements (layers are folders).
       "boundaries/files": [
         { category: "errors", pattern: "src/errors.ts" },
@@ -121,7 +123,10 @@ export default tseslint.config(
           policies: [
             ...layerPolicies(),
             // errors.ts is below everything: it imports no other file of src/.
-            { from: { file: { categories: "errors" } }, disallow: { to: { element: { types: { anyOf: TYPES } } } } },
+            {
+              from: { file: { categories: "errors" } },
+              disallow: { to: { element: { types: { anyOf: LAYERS.map(([type]) => type) } } } },
+            },
           ],
         },
       ],
