@@ -5,7 +5,7 @@
 //
 // Gaussian blur: the official v2 code blurs PIL images with ImageFilter.GaussianBlur(radius=σ);
 // on tensors we use torchvision's tensor gaussian_blur with σ drawn the same way and the kernel
-// size 2·ceil(3σ) + 1 (±3σ), reflect padding (augment-ops.ts).
+// size 2·ceil(3σ) + 1 (±3σ), reflect padding (ops.ts).
 //
 // Performance: a batch goes through a few dozen tensor ops whatever its size; per-image values
 // become [B, 1, 1, 1] tensors. Native memory is invisible to V8 except through external-memory
