@@ -33,7 +33,8 @@ export const dataPipeline: BenchEntry = {
     return existsSync(file) ? null : `no Fashion-MNIST at ${FASHION_MNIST_DIR} (Debian's package)`;
   },
   async runOurs({ quick }) {
-    const { mocoV2Config, measureAugmentThroughput, openFashionMnist } = await import("../src/data/index.js");
+    const { mocoV2Config, openFashionMnist } = await import("../src/data/index.js");
+    const { measureAugmentThroughput } = await import("./augment-throughput.js");
     const { PRESETS } = await import("../src/train/config.js");
     const preset = PRESETS["fashion-mnist"];
     const dataset = openFashionMnist({ split: "train" });

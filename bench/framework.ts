@@ -1,6 +1,6 @@
 // The benchmark framework: an entry measures one thing twice, with our library (in a child process
 // of `npm run bench`, so that its peak memory and its JIT state are its own) and with Python PyTorch
-// (`/usr/bin/python3 bench/py/<entry>.py`), on the same thread count. The two sides alternate for a
+// (`$MOCO_PYTHON bench/py/<entry>.py`), on the same thread count. The two sides alternate for a
 // few rounds so that background load hits both alike; each side reports named values, the best round
 // of each is kept, and each metric is shown as ours, python and ours/python. A metric may instead be
 // compared against a bound: a figure of another entry's side, measured in the same invocation (e.g. the

@@ -1,7 +1,7 @@
 // `npm run bench [-- [entries...] [--threads N] [--rounds N] [--quick] [--list]]`
 //
-// Each entry runs our side and the same work in Python PyTorch (/usr/bin/python3, Debian's torch on
-// the same libtorch), side by side in this one invocation, on the same thread count (--threads, or
+// Each entry runs our side and the same work in Python PyTorch (MOCO_PYTHON, default Debian's
+// /usr/bin/python3, test/helpers/python.ts; Debian's torch is on the same libtorch), side by side in this one invocation, on the same thread count (--threads, or
 // MOCO_BENCH_THREADS, default 2; also exported as OMP/MKL/OPENBLAS_NUM_THREADS to both sides). Our
 // side runs in a child process (`--child <entry>`), so its peak memory and JIT state are its own. The
 // sides alternate for a few rounds; the best round of each side is kept. Metrics compared against a
@@ -25,6 +25,7 @@ import { opOverhead } from "./op-overhead.js";
 import { peakMatmul } from "./peak-matmul.js";
 import { resnet18TrainStep } from "./resnet18-train-step.js";
 import { serveLoad } from "./serve-load.js";
+import { PYTHON } from "../test/helpers/python.js";
 
 /** The registered entries, in the order they run (an entry that bounds another comes before it). */
 export const ENTRIES: readonly BenchEntry[] = [
@@ -42,7 +43,6 @@ export const ENTRIES: readonly BenchEntry[] = [
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..");
-const PYTHON = "/usr/bin/python3";
 const CHILD_TIMEOUT_MS = 10 * 60 * 1000;
 
 interface Options {

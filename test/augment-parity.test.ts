@@ -23,7 +23,7 @@ import {
   resizedCrop,
   rgbToGrayscale,
   type CropBox,
-} from "../src/data/augment-ops.js";
+} from "../src/data/augment/ops.js";
 import {
   Augment,
   centerFallbackBox,

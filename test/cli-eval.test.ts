@@ -10,7 +10,7 @@ import { after, before, test } from "node:test";
 import sharp from "sharp";
 
 import { openFashionMnist } from "../src/data/fashion-mnist.js";
-import { PYTHON } from "./helpers/pytorch.js";
+import { PYTHON } from "./helpers/python.js";
 
 const root = mkdtempSync(join(tmpdir(), "moco-cli-eval-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -99,7 +99,7 @@ test("moco embed and moco search on an image folder: npy + safetensors + ids, JS
   const dataset = openFashionMnist({ split: "test" });
   const images = dataset.subset(40);
   for (let i = 0; i < 40; i += 1) {
-    const image = await images.batch([i]);
+    const image = images.batch([i]); // a TensorImageDataset: synchronous
     await sharp(Buffer.from(image.toBytes()), { raw: { width: 28, height: 28, channels: 1 } })
       .png()
       .toFile(join(folder, `item-${String(i).padStart(2, "0")}.png`));

@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { DataLoader, TensorImageDataset, measureAugmentThroughput, mocoV2Config } from "../src/data/index.js";
+import { measureAugmentThroughput } from "../bench/augment-throughput.js";
+import { DataLoader, TensorImageDataset, mocoV2Config } from "../src/data/index.js";
 import { arange, keep, liveTensors, scope } from "../src/torch/index.js";
 
 /** 103 images 1×2×2 whose pixels all equal their index (mod 256), labels index mod 7. */

@@ -13,7 +13,7 @@ import sharp from "sharp";
 import { embed, loadEncoder } from "../src/encoder/index.js";
 import { exportBackbone } from "../src/export/backbone.js";
 import { liveTensors, load, manualSeed, noGrad, rand, save, scope, type Tensor } from "../src/torch/index.js";
-import { PYTHON } from "./helpers/pytorch.js";
+import { PYTHON } from "./helpers/python.js";
 
 const root = mkdtempSync(join(tmpdir(), "moco-interop-"));
 after(() => rmSync(root, { recursive: true, force: true }));

@@ -19,7 +19,7 @@ import { OnnxFormatError, readOnnxInput, readOnnxMetadata } from "../src/export/
 import { readSafetensors, writeNpy } from "../src/io/index.js";
 import { fromTypedArray, noGrad } from "../src/torch/index.js";
 import { pythonScript } from "./helpers/python-script.js";
-import { PYTHON } from "./helpers/pytorch.js";
+import { PYTHON } from "./helpers/python.js";
 
 const root = mkdtempSync(join(tmpdir(), "moco-export-transfer-"));
 after(() => rmSync(root, { recursive: true, force: true }));

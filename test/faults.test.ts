@@ -15,7 +15,7 @@ import { removeStaleTemporaries } from "../src/io/index.js";
 import { collectTensors } from "../src/encoder/sources.js";
 import { load, ones, save, zeros, type Saveable, type Tensor } from "../src/torch/index.js";
 import { ROOT } from "./helpers/dist.js";
-import { PYTHON } from "./helpers/pytorch.js";
+import { PYTHON } from "./helpers/python.js";
 
 const root = mkdtempSync(join(tmpdir(), "moco-faults-"));
 after(() => rmSync(root, { recursive: true, force: true }));

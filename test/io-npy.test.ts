@@ -1,4 +1,4 @@
-// NumPy .npy files: numpy (run by the test through /usr/bin/python3) loads what we write with
+// NumPy .npy files: numpy (run by the test through helpers/python.ts's PYTHON) loads what we write with
 // identical values and byte for byte as np.save writes it, we read what numpy writes (versions
 // 1.0, 2.0, 3.0), the streaming row writer, and files we refuse with errors that name them.
 import assert from "node:assert/strict";

@@ -1,6 +1,6 @@
 // MoCo training steps against the official algorithm run by PyTorch (test/py/moco_parity.py:
 // facebookresearch/moco builder.py + the CIFAR-10 demo's single-process shuffle, SplitBatchNorm and
-// symmetric loss, on Debian's /usr/bin/python3 with torch 1.13 / torchvision 0.14).
+// symmetric loss, on Debian's Python (helpers/python.ts) with torch 1.13 / torchvision 0.14).
 //
 // For each variant both sides start from the same state: our initial MoCo state dict (both encoders,
 // BN buffers, queue, pointer) loaded strictly into the Python model, and our CPU generator state set
@@ -52,8 +52,8 @@ import {
   setNumThreads,
   setRngState,
 } from "../src/torch/index.js";
+import { PYTHON } from "./helpers/python.js";
 
-const PYTHON = "/usr/bin/python3";
 const SCRIPT = join(import.meta.dirname, "py", "moco_parity.py");
 const THREADS = 2;
 setNumThreads(THREADS);

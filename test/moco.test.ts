@@ -31,6 +31,7 @@ import {
   zeros,
   type Tensor,
 } from "../src/torch/index.js";
+import { PYTHON } from "./helpers/python.js";
 
 const SETTINGS: MoCoSettings = { dim: 8, K: 32, m: 0.9, T: 0.2, mlp: true, symmetric: false };
 
@@ -148,7 +149,7 @@ test("InfoNCE: logits are [q·k+, q·queue]/T and the loss equals PyTorch's cros
   try {
     save({ logits, labels }, join(dir, "logits.pt"));
     const py = spawnSync(
-      "/usr/bin/python3",
+      PYTHON,
       [
         "-c",
         "import sys, torch, torch.nn.functional as F; d = torch.load(sys.argv[1]); print(F.cross_entropy(d['logits'], d['labels']).item())",

@@ -1,5 +1,5 @@
 // src/nn against PyTorch/torchvision, run by the test itself (test/py/nn_parity.py, Debian's
-// /usr/bin/python3 with torch 1.13 and torchvision 0.14). Weights and results cross in torch.save
+// helpers/python.ts's PYTHON, Debian's with torch 1.13 and torchvision 0.14). Weights and results cross in torch.save
 // files written and read by src/torch/serialize, so the checkpoint path is exercised both ways:
 // our state dicts load into torchvision with strict=True, torchvision's into ours with strict.
 //
@@ -29,8 +29,8 @@ import {
 } from "../src/nn/index.js";
 import { F, Tensor, keep, manualSeed, noGrad, randint, randn, scope, setNumThreads } from "../src/torch/index.js";
 import { load, save } from "../src/torch/serialize/index.js";
+import { PYTHON } from "./helpers/python.js";
 
-const PYTHON = "/usr/bin/python3";
 const SCRIPT = join(import.meta.dirname, "py", "nn_parity.py");
 const THREADS = 2;
 setNumThreads(THREADS);

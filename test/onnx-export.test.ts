@@ -1,6 +1,6 @@
 // exportOnnx against two independent readers: onnxruntime-node (in this process, beside libtorch)
 // must compute what our eval-mode forward computes, for two batch sizes (the batch dimension is
-// symbolic), and Python's onnx.checker (Debian's python3-onnx, /usr/bin/python3) must accept the file
+// symbolic), and Python's onnx.checker (Debian's python3-onnx, run by helpers/python.ts's PYTHON) must accept the file
 // with full_check (strict shape inference). BatchNorm gets random running statistics and affine
 // parameters first, so that folding it into the convolutions is really exercised.
 //
@@ -31,6 +31,7 @@ import {
   type ResNet,
 } from "../src/nn/index.js";
 import { ProtoMessage } from "../src/export/onnx/protobuf.js";
+import { PYTHON } from "./helpers/python.js";
 import {
   F,
   fromTypedArray,
@@ -44,7 +45,6 @@ import {
   type Tensor,
 } from "../src/torch/index.js";
 
-const PYTHON = "/usr/bin/python3";
 const PY_DIR = join(import.meta.dirname, "py");
 const RELATIVE_TOLERANCE = 1e-4;
 setNumThreads(2);

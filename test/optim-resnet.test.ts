@@ -20,6 +20,7 @@ import { SGD } from "../src/optim/index.js";
 import * as torch from "../src/torch/index.js";
 import { F, Tensor } from "../src/torch/index.js";
 import { load, save, type Saveable } from "../src/torch/serialize/index.js";
+import { PYTHON } from "./helpers/python.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const STEPS = 5;
@@ -83,7 +84,7 @@ describe("resnet18 + SGD match torchvision + torch.optim.SGD after 5 steps", () 
     input,
   );
   const snapshot = new Map([...initial].map(([k, t]) => [k, t.clone()]));
-  const py = spawnSync("/usr/bin/python3", [join(here, "py", "optim_resnet.py"), input, output], { encoding: "utf8" });
+  const py = spawnSync(PYTHON, [join(here, "py", "optim_resnet.py"), input, output], { encoding: "utf8" });
   if (py.status !== 0) throw new Error(`optim_resnet.py failed (status ${py.status}):\n${py.stderr}`);
   const expected = load(output) as unknown as Record<string, PyRun>;
   after(() => {

@@ -28,9 +28,9 @@ import {
 import * as torch from "../src/torch/index.js";
 import { Tensor } from "../src/torch/index.js";
 import { load, save, type Saveable } from "../src/torch/serialize/index.js";
+import { PYTHON } from "./helpers/python.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const PYTHON = "/usr/bin/python3";
 
 // ---- helpers ------------------------------------------------------------------------------------
 interface JsonTensor {

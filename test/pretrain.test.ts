@@ -13,6 +13,7 @@ import { MetricsLog, type StepRecord } from "../src/train/metrics.js";
 import { NonFiniteLossError, pretrain } from "../src/train/pretrain.js";
 import type { ProgressReporter, ProgressState } from "../src/train/progress.js";
 import { liveTensors, load } from "../src/torch/index.js";
+import { PYTHON } from "./helpers/python.js";
 
 const root = mkdtempSync(join(tmpdir(), "moco-pretrain-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -113,7 +114,7 @@ test("the checkpoint has the official layout and loads in Python's torch.load", 
   assert.ok(keys.includes("module.queue") && keys.includes("module.queue_ptr"));
   assert.ok(keys.includes("module.encoder_q.conv1.weight") && keys.includes("module.encoder_k.fc.2.bias"));
   const py = spawnSync(
-    "/usr/bin/python3",
+    PYTHON,
     [
       "-c",
       [

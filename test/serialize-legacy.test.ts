@@ -1,5 +1,5 @@
 // Checkpoints in torch.save's legacy format (before torch 1.6; what the released MoCo checkpoints
-// use), written by Python's own torch.save (run through /usr/bin/python3, torch 1.13) or laid out
+// use), written by Python's own torch.save (run through helpers/python.ts's PYTHON, torch 1.13) or laid out
 // by hand by test/py/legacy_check.py, loaded here with exact values, shared storages kept, and bad
 // files refused with errors that name them.
 import assert from "node:assert/strict";

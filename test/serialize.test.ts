@@ -1,5 +1,5 @@
 // Checkpoints in torch.save's zip format, proven against Python's own torch.save/torch.load (run by
-// the tests through /usr/bin/python3, which has torch 1.13): both directions, exact values, shared
+// the tests through helpers/python.ts's PYTHON, which has torch 1.13): both directions, exact values, shared
 // storages, state dicts that load into torch modules, and inputs that must fail safely.
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";

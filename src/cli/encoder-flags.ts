@@ -1,11 +1,12 @@
 // The flags every command that reads a pretrained encoder shares, and loading it from them.
-import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { dirname } from "node:path";
 
 import { loadEncoder, type Encoder } from "../encoder/encoder.js";
 import type { EncoderPart } from "../encoder/sources.js";
 import { setNumThreads } from "../torch/index.js";
+import { writeJsonAtomic } from "../util/atomic-file.js";
 import { UsageError, type Flag, type FlagReader } from "./flags.js";
 
 export const ENCODER_FLAGS: readonly Flag[] = [
@@ -42,10 +43,8 @@ export function encoderFromFlags(
   return encoder;
 }
 
-/** Writes JSON atomically (temp file + rename), creating the folder. */
+/** Writes JSON atomically (src/util/atomic-file.ts), creating the folder. */
 export function writeJson(path: string, value: unknown): void {
   mkdirSync(dirname(path), { recursive: true });
-  const temporary = `${path}.tmp-${process.pid}`;
-  writeFileSync(temporary, `${JSON.stringify(value, null, 2)}\n`);
-  renameSync(temporary, path);
+  writeJsonAtomic(path, value, "writeJson");
 }

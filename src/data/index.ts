@@ -1,6 +1,6 @@
 // Datasets, the loader and batched augmentation.
 export * from "./augment.js";
-export * from "./augment-ops.js";
+export * from "./augment/ops.js";
 export * from "./cifar.js";
 export * from "./dataset.js";
 export * from "./fashion-mnist.js";
@@ -8,5 +8,4 @@ export * from "./idx.js";
 export * from "./image-folder.js";
 export * from "./loader.js";
 export * from "./random.js";
-export * from "./throughput.js";
 export { openDataset, type DatasetKind, type OpenDatasetOptions } from "./open.js";

@@ -6,8 +6,16 @@
 // or a peer's failure throws and leaves the group unusable (every later call throws at once), since
 // the ranks can no longer agree on which collective comes next. The rendezvous, which may wait long
 // for peers that are still starting, is asynchronous so that timers and signals keep working.
+import {
+  c10dAllGather,
+  c10dAllReduce,
+  c10dBackends,
+  c10dBarrier,
+  c10dBroadcast,
+  c10dDispose,
+  c10dInit,
+} from "../torch/c10d.js";
 import { DTYPES, Tensor } from "../torch/index.js";
-import { native } from "../torch/native.js";
 
 export type Backend = "gloo" | "nccl";
 export type ReduceOp = "sum" | "avg" | "max" | "min" | "product";
@@ -80,7 +88,7 @@ export class ProcessGroup {
 
   /** Backends this build of the addon supports ("gloo" always, "nccl" with a CUDA libtorch). */
   static backends(): Backend[] {
-    return native.distBackends() as Backend[];
+    return c10dBackends() as Backend[];
   }
 
   /** Meets the other ranks at masterAddr:masterPort; resolves once all `worldSize` ranks are connected. */
@@ -100,8 +108,7 @@ export class ProcessGroup {
       );
     }
     const device = gatherDevice(options);
-    const id = await native
-      .distInit(
+    const id = await c10dInit(
         options.masterAddr,
         options.masterPort,
         rank,
@@ -110,8 +117,7 @@ export class ProcessGroup {
         backend,
         device.kind,
         device.name,
-      )
-      .catch((error: unknown) => {
+      ).catch((error: unknown) => {
         // Rank 0 serves the rendezvous: a port another process holds is known at once, and is
         // not a matter of waiting for the other ranks.
         if (rank === 0 && /errno: 98|Address already in use/.test((error as Error).message)) {
@@ -149,14 +155,14 @@ export class ProcessGroup {
     if (reduce === "avg" && !DTYPES[tensor.dtype].isFloating) {
       throw new TypeError(`${op}: avg needs a floating-point tensor, got ${tensor.dtype}`);
     }
-    native.distAllReduce(this.id(op), tensor.handle, code, this.timeout(options, op));
+    c10dAllReduce(this.id(op), tensor, code, this.timeout(options, op));
   }
 
   /** Every rank's `tensor`, in rank order (new tensors; every rank must pass the same shape and dtype). */
   allGather(tensor: Tensor, options: CollectiveOptions = {}): Tensor[] {
     const op = "allGather";
     checkTensor(tensor, op);
-    return native.distAllGather(this.id(op), tensor.handle, this.timeout(options, op)).map((h) => new Tensor(h));
+    return c10dAllGather(this.id(op), tensor, this.timeout(options, op));
   }
 
   /** Overwrites `tensor` on every rank with the root's. */
@@ -164,19 +170,19 @@ export class ProcessGroup {
     const op = "broadcast";
     checkTensor(tensor, op);
     checkInt(root, "root", op, 0, this.worldSize - 1);
-    native.distBroadcast(this.id(op), tensor.handle, root, this.timeout(options, op));
+    c10dBroadcast(this.id(op), tensor, root, this.timeout(options, op));
   }
 
   /** Returns once every rank has called it. */
   barrier(options: CollectiveOptions = {}): void {
     const op = "barrier";
-    native.distBarrier(this.id(op), this.timeout(options, op));
+    c10dBarrier(this.id(op), this.timeout(options, op));
   }
 
   /** Closes the group's connections (rank 0 also stops the store). Idempotent. */
   dispose(): void {
     if (this.#id === null) return;
-    native.distDispose(this.#id);
+    c10dDispose(this.#id);
     this.#id = null;
   }
 

@@ -4,7 +4,7 @@
 // network was trained on colour images); colour images given to a 1-channel network are reduced to
 // their luma.
 import { evalTransform } from "../data/augment.js";
-import { grayscale, normalize, resizedCrop, toFloatImages } from "../data/augment-ops.js";
+import { grayscale, normalize, resizedCrop, toFloatImages } from "../data/augment/ops.js";
 import { IMAGENET_STATS, type ChannelStats } from "../data/dataset.js";
 import { FASHION_MNIST_STATS, MNIST_STATS } from "../data/fashion-mnist.js";
 import { CIFAR10_STATS, CIFAR100_STATS } from "../data/cifar.js";

@@ -1,9 +1,9 @@
 // What a classifier's predictions say beyond one number: accuracy per class and the confusion
 // matrix (rows: true class, columns: predicted class), in files people open in a spreadsheet.
-import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 import type { Tensor } from "../torch/index.js";
+import { writeFileAtomic } from "../util/atomic-file.js";
 
 export interface ClassAccuracy {
   name: string;
@@ -63,13 +63,13 @@ export function writeClassificationCsv(report: ClassificationReport, dir: string
       (c) => `${csvField(c.name)},${c.count},${c.correct},${c.accuracy === null ? "" : c.accuracy.toFixed(6)}`,
     ),
   ];
-  writeFileSync(perClassPath, `${perClass.join("\n")}\n`);
+  writeFileAtomic(perClassPath, `${perClass.join("\n")}\n`, "writeClassificationCsv");
   const confusionPath = join(dir, "confusion.csv");
   const names = report.perClass.map((c) => csvField(c.name));
   const confusion = [
     `true \\ predicted,${names.join(",")}`,
     ...report.confusion.map((row, i) => `${names[i]},${row.join(",")}`),
   ];
-  writeFileSync(confusionPath, `${confusion.join("\n")}\n`);
+  writeFileAtomic(confusionPath, `${confusion.join("\n")}\n`, "writeClassificationCsv");
   return [perClassPath, confusionPath];
 }

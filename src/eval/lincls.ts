@@ -12,7 +12,7 @@
 // The training is one configuration of the training loop (train/loop.ts): the classifier and its
 // optimizer as the state, a step per batch, and hooks for the schedule, the non-finite guard, the
 // per-epoch validation and main_lincls.py's checkpoints.
-import { copyFileSync, mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
 import { Augment, type AugmentConfig } from "../data/augment.js";
@@ -32,6 +32,7 @@ import { TrainingState, runLoop, type LoopHooks } from "../train/loop.js";
 import { topkCorrect } from "../train/metrics.js";
 
 export { topkCorrect };
+import { writeFileAtomic } from "../util/atomic-file.js";
 
 export interface LinearEvalConfig {
   epochs: number;
@@ -410,6 +411,7 @@ function writeLinclsCheckpoint(
   isBest: boolean,
 ): void {
   const path = join(outDir, LINCLS_CHECKPOINT);
+  mkdirSync(outDir, { recursive: true }); // a library caller's folder need not exist yet
   scope(() => {
     const stateDict = new Map<string, Tensor>();
     for (const [key, tensor] of options.encoder.model.stateDict()) {
@@ -429,5 +431,5 @@ function writeLinclsCheckpoint(
       path,
     );
   });
-  if (isBest) copyFileSync(path, join(outDir, LINCLS_BEST));
+  if (isBest) writeFileAtomic(join(outDir, LINCLS_BEST), readFileSync(path), "linearEvaluation");
 }

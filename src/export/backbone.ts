@@ -8,7 +8,7 @@ import type { Encoder } from "../encoder/encoder.js";
 import { inputMetadata } from "../encoder/input.js";
 import type { ResNetLayout } from "../encoder/layout.js";
 import { encoderInput } from "../encoder/preprocess.js";
-import { AtomicFile } from "../io/atomic-file.js";
+import { AtomicFile } from "../util/atomic-file.js";
 import { writeSafetensors } from "../io/index.js";
 import { save, scope, type Tensor } from "../torch/index.js";
 import { detectron2Pickle } from "./detectron2.js";

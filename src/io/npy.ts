@@ -1,7 +1,7 @@
 // NumPy .npy files (version 1.0 written as numpy writes it; 1.0–3.0 read): one little-endian,
 // C-ordered array each. The header's layout is in npy-header.ts.
 import { DTYPES, Tensor, fromBytes, type DType } from "../torch/index.js";
-import { AtomicFile } from "./atomic-file.js";
+import { AtomicFile } from "../util/atomic-file.js";
 import { checkRowCount, checkTensor } from "./checks.js";
 import { InputFile } from "./input-file.js";
 import { RowFile } from "./row-file.js";

@@ -1,7 +1,7 @@
 // What the row writers share: a 2-D array streamed a batch of rows at a time straight to a file
 // that appears at its path only when complete (AtomicFile), so memory stays bounded whatever the size.
 import type { DType, Tensor } from "../torch/index.js";
-import type { AtomicFile } from "./atomic-file.js";
+import type { AtomicFile } from "../util/atomic-file.js";
 import { checkRows } from "./checks.js";
 
 export abstract class RowFile {

@@ -2,7 +2,7 @@
 // executable), read and written whole, or written a batch of rows at a time for arrays too big to
 // hold (embeddings of a whole dataset). The header's layout and checks are in safetensors-header.ts.
 import { Tensor, fromBytes } from "../torch/index.js";
-import { AtomicFile } from "./atomic-file.js";
+import { AtomicFile } from "../util/atomic-file.js";
 import { InputFile } from "./input-file.js";
 import { RowFile } from "./row-file.js";
 import {

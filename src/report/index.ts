@@ -6,7 +6,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 
-import { AtomicFile } from "../io/atomic-file.js";
+import { AtomicFile } from "../util/atomic-file.js";
 import {
   confusionChart,
   embeddingChart,

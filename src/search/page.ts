@@ -2,13 +2,14 @@
 // similarity and, when the data is labeled, their class (hits of the query's class marked, and
 // precision@k per query and overall). Every image is embedded in the page as a small PNG data: URI,
 // so the page shows the same wherever it is moved or mailed, with nothing beside it.
-import { writeFileSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
 import sharp from "sharp";
 
 import type { Tensor } from "../torch/index.js";
 import type { IndexClasses } from "./labels.js";
+import { writeFileAtomic } from "../util/atomic-file.js";
 
 export interface SearchResult {
   query: string;
@@ -24,7 +25,7 @@ const THUMBNAIL_SIDE = 112;
 
 /** A PNG file of one uint8 image [C, H, W] (C = 1 or 3). */
 export async function writePng(image: Tensor, path: string): Promise<void> {
-  writeFileSync(path, await pngOf(image));
+  writeFileAtomic(path, await pngOf(image), "writePng");
 }
 
 async function pngOf(image: Tensor, side?: number): Promise<Buffer> {
@@ -157,6 +158,6 @@ ${rows.join("\n")}
 </body></html>
 `;
   const path = join(outDir, "results.html");
-  writeFileSync(path, page);
+  writeFileAtomic(path, page, "writeResultsPage");
   return path;
 }

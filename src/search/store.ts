@@ -6,8 +6,10 @@
 //   index.json              how the embeddings were made (checkpoint, features, sizes), so that
 //                           queries are embedded the same way
 // Both embedding files are streamed batch by batch, so memory stays bounded whatever N is.
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+
+import { writeFileAtomic, writeJsonAtomic } from "../util/atomic-file.js";
 
 import type { ImageDataset } from "../data/dataset.js";
 import { ImageFolderDataset } from "../data/image-folder.js";
@@ -92,7 +94,11 @@ export async function writeEmbeddingIndex(
     safetensors.abort();
     throw error;
   }
-  writeFileSync(join(dir, INDEX_FILES.ids), `${JSON.stringify(itemIds(dataset, options.datasetInfo))}\n`);
+  writeFileAtomic(
+    join(dir, INDEX_FILES.ids),
+    `${JSON.stringify(itemIds(dataset, options.datasetInfo))}\n`,
+    "writeEmbeddingIndex",
+  );
   const labelsPath = join(dir, INDEX_FILES.labels);
   if (dataset.labels !== null) writeNpy(labelsPath, dataset.labels);
   else rmSync(labelsPath, { force: true });
@@ -112,8 +118,7 @@ export async function writeEmbeddingIndex(
     ...(dataset.labels === null ? {} : { classNames: [...dataset.classNames] }),
   };
   const metaPath = join(dir, INDEX_FILES.meta);
-  writeFileSync(`${metaPath}.tmp`, `${JSON.stringify(meta, null, 2)}\n`);
-  renameSync(`${metaPath}.tmp`, metaPath);
+  writeJsonAtomic(metaPath, meta, "writeEmbeddingIndex");
   return meta;
 }
 

@@ -1,6 +1,5 @@
 // Printing like PyTorch's torch/_tensor_str.py (precision 4, threshold 1000, 3 edge items, line
 // width 80), so that a tensor reads the same in Node as in a Python session.
-import { cat } from "./ops.js";
 import type { Tensor } from "./tensor.js";
 
 const PRECISION = 4;
@@ -167,23 +166,43 @@ function formatBlock(block: Block, formatter: Formatter, indent: number): string
   return `[${parts.join("," + "\n".repeat(rest.length) + " ".repeat(indent + 1))}]`;
 }
 
-/** The elements a summarized print shows (the edges of each dim), as a smaller dense block. */
+/**
+ * The elements a summarized print shows (the edges of each dim), as a smaller dense block. Each
+ * combination of head and tail edges is read as one narrowed view and placed in the block here, in
+ * JS, rather than joined with `cat`: this module stays below ops.ts (tensor.ts imports it), so the
+ * tensor layer has no import cycle.
+ */
 function edgeBlock(tensor: Tensor): Block {
-  let view = tensor;
-  const owned: Tensor[] = [];
-  tensor.shape.forEach((size, dim) => {
-    if (size > 2 * EDGE_ITEMS) {
-      const head = view.narrow(dim, 0, EDGE_ITEMS);
-      const tail = view.narrow(dim, size - EDGE_ITEMS, EDGE_ITEMS);
-      const joined = cat([head, tail], dim);
-      owned.push(head, tail, joined);
-      view = joined;
+  const fullShape = tensor.shape;
+  const shape = fullShape.map((size) => Math.min(size, 2 * EDGE_ITEMS));
+  const summarized = fullShape.flatMap((size, dim) => (size > 2 * EDGE_ITEMS ? [dim] : []));
+  const strides = shape.map((_, dim) => shape.slice(dim + 1).reduce((a, b) => a * b, 1));
+  const values = new Array<Element>(shape.reduce((a, b) => a * b, 1));
+  for (let corner = 0; corner < 2 ** summarized.length; corner++) {
+    const offsets = shape.map(() => 0);
+    const owned: Tensor[] = [];
+    let view = tensor;
+    summarized.forEach((dim, bit) => {
+      const tail = ((corner >> bit) & 1) === 1;
+      view = view.narrow(dim, tail ? (fullShape[dim] as number) - EDGE_ITEMS : 0, EDGE_ITEMS);
+      owned.push(view);
+      if (tail) offsets[dim] = EDGE_ITEMS;
+    });
+    const part = elementsOf(view);
+    const partShape = view.shape;
+    for (let i = 0; i < part.length; i++) {
+      let rest = i;
+      let at = 0;
+      for (let dim = partShape.length - 1; dim >= 0; dim--) {
+        const size = partShape[dim] as number;
+        at += ((rest % size) + (offsets[dim] as number)) * (strides[dim] as number);
+        rest = Math.floor(rest / size);
+      }
+      values[at] = part[i] as Element;
     }
-  });
-  const values = elementsOf(view);
-  const shape = view.shape;
-  for (const t of owned) t.dispose();
-  return { shape, fullShape: tensor.shape, values };
+    for (const t of owned) t.dispose();
+  }
+  return { shape, fullShape, values };
 }
 
 /** torch/_tensor_str.py's _add_suffixes: a suffix that would pass the line width starts a new line. */

@@ -1,5 +1,7 @@
 // The metrics log: one JSON object per line (JSON Lines), easy to read back and to plot.
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync } from "node:fs";
+
+import { writeFileAtomic } from "../util/atomic-file.js";
 
 import { scope, type Tensor } from "../torch/index.js";
 
@@ -77,6 +79,6 @@ export class MetricsLog {
    */
   truncateAfter(step: number): void {
     const kept = this.read().filter((r) => r.step <= step);
-    writeFileSync(this.path, kept.map((r) => JSON.stringify(r) + "\n").join(""));
+    writeFileAtomic(this.path, kept.map((r) => JSON.stringify(r) + "\n").join(""), "MetricsLog.truncateAfter");
   }
 }

@@ -40,6 +40,7 @@ import { knnMonitorHook, metricsHook, type KnnAccuracy, type PretrainStepOutput 
 import { silentProgress, type ProgressReporter } from "./progress.js";
 
 export { NonFiniteLossError } from "./hooks.js";
+import { writeJsonAtomic } from "../util/atomic-file.js";
 
 export const CHECKPOINT_FILE = "checkpoint.pth.tar";
 
@@ -319,7 +320,7 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
   const layout = rankLayout(config, parallel?.worldSize ?? 1);
   if (lead) {
     mkdirSync(config.out, { recursive: true });
-    writeFileSync(join(config.out, "config.json"), JSON.stringify(config, null, 2) + "\n");
+    writeJsonAtomic(join(config.out, "config.json"), config, "pretrain");
   }
   const metrics = new MetricsLog(join(config.out, "metrics.jsonl"));
   const checkpointPath = join(config.out, CHECKPOINT_FILE);
@@ -426,7 +427,7 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
       knn,
       seconds: (Date.now() - started) / 1000,
     };
-    if (lead) writeFileSync(join(config.out, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
+    if (lead) writeJsonAtomic(join(config.out, "summary.json"), summary, "pretrain");
     return summary;
   } finally {
     progress.done();

@@ -3,7 +3,7 @@
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-import { PYTHON } from "./pytorch.js";
+import { PYTHON } from "./python.js";
 
 /** A runner for test/py/<script>: `run(command, ...args)` returns the script's stdout. */
 export function pythonScript(script: string): (...args: string[]) => string {

@@ -3,8 +3,8 @@
 // A test file lists cases: a Python expression over named inputs (`torch`, `F` =
 // torch.nn.functional and `math` in scope) and the same computation with our API. `crossCheck`
 // registers one node:test test per case comparing values, dtypes and shapes; before the first of a
-// file's suites runs, every case's TypeScript side runs, then ONE `/usr/bin/python3
-// test/py/opcheck.py` process evaluates all the file's expressions in order.
+// file's suites runs, every case's TypeScript side runs, then ONE `PYTHON
+// test/py/opcheck.py` process (helpers/python.ts) evaluates all the file's expressions in order.
 // With `grad`, both sides backpropagate the same upstream gradient (a fixed pseudo-random tensor
 // per output, made here and sent along) and the gradients of the named inputs are compared too.
 //
@@ -23,9 +23,8 @@ import { fileURLToPath } from "node:url";
 import { before, describe, it } from "node:test";
 import * as torch from "../../src/torch/index.js";
 import { Tensor, type DType } from "../../src/torch/index.js";
+import { PYTHON } from "./python.js";
 
-/** Debian's python3 with python3-torch; the `python3` on PATH may be another one without torch. */
-export const PYTHON = "/usr/bin/python3";
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), "..", "py", "opcheck.py");
 
 export interface Tolerance {

@@ -1,7 +1,7 @@
 // exportOnnx: a ResNet encoder (or any tree of the supported layers) as an ONNX model, in eval-mode
 // semantics, with a symbolic batch dimension; writeOnnx: the bytes to a file, atomically.
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { Module, ResNet, type AnyModule } from "../../nn/index.js";
+import { writeFileAtomic } from "../../util/atomic-file.js";
 import { GraphBuilder, type Value } from "./graph.js";
 import { Lowering } from "./lower.js";
 import { encodeModel } from "./proto.js";
@@ -137,22 +137,9 @@ export function exportOnnx(model: Module, options: OnnxExportOptions): Uint8Arra
   });
 }
 
-/** Writes `bytes` to `path` atomically: beside it, flushed, then renamed over it. */
+/** Writes `bytes` to `path` atomically (src/util/atomic-file.ts). */
 export function writeOnnx(path: string, bytes: Uint8Array): void {
   if (typeof path !== "string" || path === "") throw new TypeError("writeOnnx: path must be a non-empty string");
   if (!(bytes instanceof Uint8Array)) throw new TypeError("writeOnnx: bytes must be a Uint8Array");
-  const temporary = `${path}.tmp-${process.pid}`;
-  try {
-    const fd = openSync(temporary, "w");
-    try {
-      for (let at = 0; at < bytes.byteLength;) at += writeSync(fd, bytes, at);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temporary, path);
-  } catch (error) {
-    rmSync(temporary, { force: true });
-    throw new Error(`writeOnnx: cannot write ${path}: ${(error as Error).message}`, { cause: error });
-  }
+  writeFileAtomic(path, bytes, "writeOnnx");
 }

@@ -2,31 +2,15 @@
 // rejects ordinary Python checkpoints. Saving writes the zip format of torch >= 1.6; loading also
 // reads the legacy format before it (legacy.ts). Loading never executes anything from the file;
 // see unpickler.ts for what it accepts.
-import { closeSync, fstatSync, fsyncSync, openSync, renameSync, rmSync } from "node:fs";
+import { closeSync, fstatSync, openSync } from "node:fs";
 import { basename } from "node:path";
-import type { Tensor } from "../index.js";
 import { readCheckpoint } from "./reader.js";
+import type { Saveable } from "./saveable.js";
 import { writeCheckpoint } from "./writer.js";
-import { bufferSource, fileSource, FileSink, MemorySink, type ZipWriterOptions } from "./zip.js";
+import { AtomicFile } from "../../util/atomic-file.js";
+import { bufferSource, fileSource, MemorySink, type ZipWriterOptions } from "./zip.js";
 
-/**
- * A value a checkpoint holds. On load, Python's dict becomes a plain object when all its keys are
- * strings (order kept) and a Map otherwise; list, tuple and set become arrays; int becomes a
- * number when it is a safe integer, else a bigint; bytes become Uint8Array; None becomes null.
- * On save, safe integers become Python ints and other numbers floats, Map keys keep their type,
- * and undefined becomes None.
- */
-export type Saveable =
-  | Tensor
-  | number
-  | bigint
-  | string
-  | boolean
-  | null
-  | Uint8Array
-  | Saveable[]
-  | Map<string | number, Saveable>
-  | { [key: string]: Saveable };
+export type { Saveable } from "./saveable.js";
 
 export interface SaveToBufferOptions {
   /** The archive's root folder; PyTorch uses the file's stem, or "archive" for buffers. */
@@ -57,35 +41,17 @@ export function saveToBuffer(value: Saveable, options: SaveToBufferOptions = {})
 }
 
 /**
- * Writes `value` to `path` in torch.save's format. Atomic: the file is written beside `path`,
- * flushed, and renamed over it, so a crash never leaves a half-written checkpoint at `path`.
+ * Writes `value` to `path` in torch.save's format. Atomic (src/util/atomic-file.ts): a crash or an
+ * error never leaves a half-written checkpoint at `path`, which keeps its previous content.
  */
 export function save(value: Saveable, path: string): void {
-  const temporary = `${path}.tmp-${process.pid}`;
-  let fd: number;
+  const file = AtomicFile.create(path, "save");
   try {
-    fd = openSync(temporary, "w");
+    writeCheckpoint(value, file, archiveNameFor(path), "save");
+    file.commit();
   } catch (error) {
-    throw new Error(`save: cannot write ${path}: ${(error as Error).message}`, { cause: error });
-  }
-  try {
-    writeCheckpoint(value, new FileSink(fd), archiveNameFor(path), "save");
-    fsyncSync(fd);
-    closeSync(fd);
-  } catch (error) {
-    closeSync(fd);
-    rmSync(temporary, { force: true });
-    // A full disk (ENOSPC) or a failed flush: say which file could not be written.
-    if (typeof (error as NodeJS.ErrnoException).code === "string") {
-      throw new Error(`save: cannot write ${path}: ${(error as Error).message}`, { cause: error });
-    }
+    file.abort();
     throw error;
-  }
-  try {
-    renameSync(temporary, path);
-  } catch (error) {
-    rmSync(temporary, { force: true });
-    throw new Error(`save: cannot write ${path}: ${(error as Error).message}`, { cause: error });
   }
 }
 

@@ -8,8 +8,8 @@
 // The pickles carry no lengths and the storage data comes after the object, so the object is
 // unpickled twice: once making no tensors, to find where it ends and which storages it names, then,
 // with every storage located in the file, for real, through the zip format's own tensor rebuilding.
-import { DTYPES } from "../index.js";
-import type { Saveable } from "./index.js";
+import { DTYPES } from "../dtype.js";
+import type { Saveable } from "./saveable.js";
 import { storageDtype, unpickleCheckpoint } from "./rebuild.js";
 import {
   TruncatedPickleError,

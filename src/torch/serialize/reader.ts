@@ -1,5 +1,5 @@
 // torch.save's checkpoint formats → JS values: the zip format here, the legacy one in legacy.ts.
-import type { Saveable } from "./index.js";
+import type { Saveable } from "./saveable.js";
 import { isLegacyCheckpoint, readLegacyCheckpoint } from "./legacy.js";
 import { unpickleCheckpoint, type StorageBytes } from "./rebuild.js";
 import { ZipReader, type ByteSource } from "./zip.js";

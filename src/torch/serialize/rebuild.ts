@@ -1,8 +1,11 @@
 // The data pickle of a torch.save file → JS values with native tensors, for both file formats,
 // which differ only in where a storage's bytes lie. Tensors that name one storage become views of
 // one native tensor, as they are views of one storage in Python.
-import { Tensor, fromBytes, noGrad, DTYPES, type DType } from "../index.js";
-import type { Saveable } from "./index.js";
+import { noGrad } from "../autograd.js";
+import { DTYPES, type DType } from "../dtype.js";
+import { fromBytes } from "../factories.js";
+import { Tensor } from "../tensor.js";
+import type { Saveable } from "./saveable.js";
 import { unpickle, type PickleFormat, type StorageRef, type TensorArgs } from "./unpickler.js";
 import { dtypeOfStorageType, SUPPORTED_STORAGE_TYPES } from "./storage-types.js";
 

@@ -1,6 +1,6 @@
 // PyTorch's typed-storage class names (what torch.save pickles as a tensor's storage type) for
 // the dtypes moco-ts has. Other storages (complex, quantized, untyped) are refused on load.
-import type { DType } from "../index.js";
+import type { DType } from "../dtype.js";
 
 const STORAGE_TYPE_OF: Readonly<Record<DType, string>> = {
   float32: "FloatStorage",

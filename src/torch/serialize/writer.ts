@@ -1,6 +1,8 @@
 // JS values → torch.save's zip checkpoint. Tensors that share a storage (views of one another)
 // share one storage record, so that Python's torch.load gives back views of one storage too.
-import { Tensor, noGrad, type DType } from "../index.js";
+import { noGrad } from "../autograd.js";
+import type { DType } from "../dtype.js";
+import { Tensor } from "../tensor.js";
 import { pickle, type TensorRecord } from "./pickler.js";
 import { storageTypeOf } from "./storage-types.js";
 import { ZipWriter, type ByteSink, type ZipWriterOptions } from "./zip.js";

@@ -3,8 +3,8 @@
 // functional_tensor.py): a whole batch goes through a few tensor ops, the per-sample parameters
 // become [B, 1, 1, 1] tensors that broadcast. Images are float [B, C, H, W] with C = 1 or 3.
 // Every function returns a new tensor in the caller's scope and frees its intermediates.
-import { F, fromTypedArray, scope, stack, tensor, where, zeros, type Tensor } from "../torch/index.js";
-import type { ChannelStats } from "./dataset.js";
+import { F, fromTypedArray, scope, stack, tensor, where, zeros, type Tensor } from "../../torch/index.js";
+import type { ChannelStats } from "../dataset.js";
 
 /** A crop box in pixels, as torchvision's (i, j, h, w) = (top, left, height, width). */
 export interface CropBox {

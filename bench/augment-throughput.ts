@@ -1,10 +1,11 @@
 // Throughput of the data pipeline alone (reading/decoding + two-view augmentation), for the
-// benchmark: images per second that a training loop could consume without waiting for data.
-import { getNumThreads } from "../torch/index.js";
-import { mocoV2Config, TwoViewAugment, type AugmentConfig } from "./augment.js";
-import type { ImageDataset } from "./dataset.js";
-import { openFashionMnist } from "./fashion-mnist.js";
-import { DataLoader } from "./loader.js";
+// benchmark (bench/data-pipeline.ts): images per second that a training loop could consume without
+// waiting for data. Benchmark code, so it lives in bench/, outside the library.
+import { getNumThreads } from "../src/torch/index.js";
+import { mocoV2Config, TwoViewAugment, type AugmentConfig } from "../src/data/augment.js";
+import type { ImageDataset } from "../src/data/dataset.js";
+import { openFashionMnist } from "../src/data/fashion-mnist.js";
+import { DataLoader } from "../src/data/loader.js";
 
 export interface AugmentThroughputOptions {
   /** Default: Fashion-MNIST's training split (Debian's package). */
