@@ -19,12 +19,15 @@ import tseslint from "typescript-eslint";
 //   5     data      src/data/**                          ... optim
 //   6     moco      src/moco/**                          ... data
 //   7     encoder   src/encoder/**                       ... moco
-//   8     eval      src/eval/**                          ... encoder (not export, search)
-//   8     export    src/export/**                        ... encoder (not eval, search)
-//   8     search    src/search/**                        ... encoder (not eval, export)
-//   9     train     src/train/**                         ... eval, export, search
-//   10    dist      src/dist/**                          ... train
-//   11    cli       src/cli/**                           ... dist
+//   8     loop      src/loop/** (the training loop)      ... encoder
+//   9     eval      src/eval/**                          ... loop (not export, search)
+//   9     export    src/export/**                        ... loop (not eval, search)
+//   9     search    src/search/**                        ... loop (not eval, export)
+//   10    train     src/train/**                         ... eval, export, search
+//   11    dist      src/dist/**                          ... train
+//   12    serve     src/serve/** (moco serve)            ... dist (not report)
+//   12    report    src/report/** (moco report)          ... dist (not serve)
+//   13    cli       src/cli/**                           ... serve, report
 //   -     api       src/index.ts (the package's entry)   everything; imported by nothing in src/
 //
 // bench/, test/ and scripts/ are no layer: they may import anything. errors, native and api are
@@ -38,12 +41,15 @@ const LAYERS = [
   ["data", 5],
   ["moco", 6],
   ["encoder", 7],
-  ["eval", 8],
-  ["export", 8],
-  ["search", 8],
-  ["train", 9],
-  ["dist", 10],
-  ["cli", 11],
+  ["loop", 8],
+  ["eval", 9],
+  ["export", 9],
+  ["search", 9],
+  ["train", 10],
+  ["dist", 11],
+  ["serve", 12],
+  ["report", 12],
+  ["cli", 13],
 ];
 
 /** One policy per layer: no higher rank, no sibling, the binding only from torch, never the index. */

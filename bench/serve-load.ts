@@ -87,7 +87,7 @@ async function queryImages(count: number): Promise<Buffer[]> {
   try {
     const out: Buffer[] = [];
     for (let i = 0; i < count; i += 1) {
-      const image = await test.batch([i]);
+      const image = test.batch([i]);
       const pixels = Buffer.from(image.toBytes());
       image.dispose();
       out.push(

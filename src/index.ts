@@ -56,13 +56,12 @@ export {
   type RandomStream,
   type StopReason,
   type TrainingStateDict,
-} from "./train/loop.js";
-export { checkpointHook, currentLr, lrScheduleHook, nonFiniteLossGuard, onRank0 } from "./train/hooks.js";
+} from "./loop/index.js";
+export { checkpointHook, currentLr, lrScheduleHook, nonFiniteLossGuard, onRank0, topkCorrect } from "./loop/index.js";
 export * from "./export/index.js";
 export * from "./encoder/index.js";
 export {
   linearEvaluation,
-  topkCorrect,
   LINCLS_DEFAULTS,
   type LinearEvalConfig,
   type LinearEvalOptions,

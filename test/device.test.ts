@@ -12,7 +12,7 @@ import { Linear, onDevice, resnet } from "../src/nn/index.js";
 import { SGD } from "../src/optim/index.js";
 import { F, manualSeed, randint, randn, scope, type Tensor } from "../src/torch/index.js";
 import { native } from "../src/torch/native.js";
-import { topkCorrect } from "../src/train/metrics.js";
+import { topkCorrect } from "../src/loop/index.js";
 
 const FACTORIES = [
   "empty",

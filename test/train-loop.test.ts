@@ -8,7 +8,7 @@ import { Random, type RandomState } from "../src/data/random.js";
 import { Linear } from "../src/nn/index.js";
 import { SGD } from "../src/optim/index.js";
 import { F, keep, liveTensors, manualSeed, randn, scope, type Tensor } from "../src/torch/index.js";
-import { NonFiniteLossError, checkpointHook, lrScheduleHook, nonFiniteLossGuard } from "../src/train/hooks.js";
+import { NonFiniteLossError, checkpointHook, lrScheduleHook, nonFiniteLossGuard } from "../src/loop/index.js";
 import {
   TrainingState,
   disposeStateDict,
@@ -16,7 +16,7 @@ import {
   type LoopHooks,
   type LoopPosition,
   type TrainingStateDict,
-} from "../src/train/loop.js";
+} from "../src/loop/index.js";
 
 const STEPS_PER_EPOCH = 3;
 const BATCH = 4;

@@ -27,9 +27,9 @@ import { Linear, onDevice } from "../nn/index.js";
 import { normal_, zeros_ } from "../nn/init.js";
 import { SGD, cosineSchedule, stepSchedule, type LrSchedule, type SGDStateDict } from "../optim/index.js";
 import { F, keep, noGrad, save, scope, type Saveable, type Tensor } from "../torch/index.js";
-import { checkpointHook, currentLr, lrScheduleHook, nonFiniteLossGuard } from "../train/hooks.js";
-import { TrainingState, runLoop, type LoopHooks } from "../train/loop.js";
-import { topkCorrect } from "../train/metrics.js";
+import { checkpointHook, currentLr, lrScheduleHook, nonFiniteLossGuard } from "../loop/index.js";
+import { TrainingState, runLoop, type LoopHooks } from "../loop/index.js";
+import { topkCorrect } from "../loop/index.js";
 
 export { topkCorrect };
 import { writeFileAtomic } from "../util/atomic-file.js";

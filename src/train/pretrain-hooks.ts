@@ -1,6 +1,6 @@
 // The hooks pretraining adds to the loop: the metrics log and progress line, and the kNN monitor.
 // Both are rank-0 work (pretrain.ts installs them on rank 0 only).
-import type { LoopHooks, LoopPosition } from "./loop.js";
+import type { LoopHooks, LoopPosition } from "../loop/index.js";
 import type { MetricsLog } from "./metrics.js";
 import { formatDuration, type ProgressReporter } from "./progress.js";
 

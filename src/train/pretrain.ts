@@ -23,6 +23,19 @@ import { onDevice, resnet, splitBatchNorm, type ResNet, type ResNetArch } from "
 import { SGD, cosineSchedule, stepSchedule, withWarmup, type LrSchedule } from "../optim/index.js";
 import { F, manualSeed, setNumThreads, type Tensor } from "../torch/index.js";
 import {
+  TrainingState,
+  checkpointHook,
+  currentLr,
+  disposeStateDict,
+  lrScheduleHook,
+  nonFiniteLossGuard,
+  onRank0,
+  runLoop,
+  topkCorrect,
+  type LoopHooks,
+  type LoopPosition,
+} from "../loop/index.js";
+import {
   readCheckpoint,
   disposeCheckpoint,
   writeCheckpoint,
@@ -31,15 +44,13 @@ import {
 } from "./checkpoint.js";
 import type { PretrainConfig } from "./config.js";
 import { openPretrainData, type PretrainData } from "./data.js";
-import { checkpointHook, currentLr, lrScheduleHook, nonFiniteLossGuard, onRank0 } from "./hooks.js";
-import { MetricsLog, topkCorrect, type KnnRecord } from "./metrics.js";
+import { MetricsLog, type KnnRecord } from "./metrics.js";
 import { initialiseBackbone } from "./init-backbone.js";
-import { TrainingState, disposeStateDict, runLoop, type LoopHooks, type LoopPosition } from "./loop.js";
 import type { DataParallel } from "./parallel.js";
 import { knnMonitorHook, metricsHook, type KnnAccuracy, type PretrainStepOutput } from "./pretrain-hooks.js";
 import { silentProgress, type ProgressReporter } from "./progress.js";
 
-export { NonFiniteLossError } from "./hooks.js";
+export { NonFiniteLossError } from "../loop/index.js";
 import { writeJsonAtomic } from "../util/atomic-file.js";
 
 export const CHECKPOINT_FILE = "checkpoint.pth.tar";

@@ -34,7 +34,7 @@ export async function fashionPngs(indices: readonly number[], size = 32): Promis
   try {
     const out: { png: Buffer; label: number }[] = [];
     for (const i of indices) {
-      const image = await dataset.batch([i]);
+      const image = dataset.batch([i]);
       const pixels = Buffer.from(image.toBytes());
       image.dispose();
       const png = await sharp(pixels, { raw: { width: 28, height: 28, channels: 1 } })
