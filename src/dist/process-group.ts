@@ -8,6 +8,7 @@
 // for peers that are still starting, is asynchronous so that timers and signals keep working.
 import { DTYPES, Tensor } from "../torch/index.js";
 import { native } from "../torch/native.js";
+import { MocoError, type MocoErrorOptions } from "../errors.js";
 
 export type Backend = "gloo" | "nccl";
 export type ReduceOp = "sum" | "avg" | "max" | "min" | "product";
@@ -39,7 +40,12 @@ export interface CollectiveOptions {
   timeoutMs?: number;
 }
 
-export class DistributedError extends Error {}
+export class DistributedError extends MocoError {
+  override name = "DistributedError";
+  constructor(message: string, options?: MocoErrorOptions) {
+    super("ERR_DISTRIBUTED", message, options);
+  }
+}
 
 function checkInt(value: number, name: string, op: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (!Number.isSafeInteger(value) || value < min || value > max) {

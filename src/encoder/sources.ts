@@ -7,6 +7,7 @@ import { closeSync, openSync, readSync } from "node:fs";
 
 import { readSafetensors } from "../io/index.js";
 import { Tensor, load, type Saveable } from "../torch/index.js";
+import { MocoError, type MocoErrorOptions } from "../errors.js";
 
 export type EncoderSource = "moco-ts" | "moco" | "lincls" | "torchvision" | "safetensors";
 
@@ -25,8 +26,11 @@ export interface FoundStateDict {
   others: Tensor[];
 }
 
-export class CheckpointFormatError extends Error {
-  override readonly name = "CheckpointFormatError";
+export class CheckpointFormatError extends MocoError {
+  override name = "CheckpointFormatError";
+  constructor(message: string, options?: MocoErrorOptions) {
+    super("ERR_CHECKPOINT_FORMAT", message, options);
+  }
 }
 
 function sniffSafetensors(path: string): boolean {

@@ -26,6 +26,7 @@ import { MetricsLog, type KnnRecord } from "./metrics.js";
 import { initialiseBackbone } from "./init-backbone.js";
 import type { DataParallel } from "./parallel.js";
 import { silentProgress, formatDuration, type ProgressReporter } from "./progress.js";
+import { MocoError } from "../errors.js";
 
 export const CHECKPOINT_FILE = "checkpoint.pth.tar";
 
@@ -61,7 +62,12 @@ export interface PretrainResult {
   seconds: number;
 }
 
-export class NonFiniteLossError extends Error {}
+export class NonFiniteLossError extends MocoError {
+  override name = "NonFiniteLossError";
+  constructor(message: string) {
+    super("ERR_NON_FINITE_LOSS", message);
+  }
+}
 
 function mocoSettings(config: PretrainConfig): MoCoSettings {
   return {
