@@ -4,7 +4,18 @@
 // exits with the failure's status. Ctrl-C reaches each worker once.
 import { spawn, type ChildProcess } from "node:child_process";
 
-import type { LaunchValues } from "./pretrain-options.js";
+
+/** Options of the launcher and of the distributed job; not part of the run's configuration. */
+export interface LaunchValues {
+  /** Workers to start on this machine; null: run here (one process, or a worker of a job set up by env://). */
+  nprocPerNode: number | null;
+  nnodes: number;
+  nodeRank: number;
+  masterAddr: string;
+  masterPort: number;
+  /** Seconds a collective waits for the other processes before the run stops. */
+  distTimeout: number;
+}
 
 /** Added to the collective timeout before the workers left after a failure are killed. */
 const GRACE_MS = 10_000;

@@ -9,4 +9,4 @@ export * from "./image-folder.js";
 export * from "./loader.js";
 export * from "./random.js";
 export * from "./throughput.js";
-export { openDataset, type DatasetKind, type OpenDatasetOptions } from "./open.js";
+export * from "./registry.js";

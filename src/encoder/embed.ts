@@ -9,12 +9,20 @@ export interface EmbedOptions extends PreprocessOptions {
   features?: FeatureKind;
   /** L2-normalise each embedding (default true: cosine similarity becomes a dot product). */
   normalize?: boolean;
+  /**
+   * Where the network runs ("cpu", "cuda:0"; the encoder's model must be there, Module.toDevice).
+   * Preprocessing stays on the CPU; the embeddings come back to the CPU. Default: the CPU.
+   */
+  device?: string;
 }
 
 function encode(encoder: Encoder, preprocessor: Preprocessor, images: Tensor, options: EmbedOptions): Tensor {
+  const device = options.device ?? "cpu";
   return scope(() =>
     noGrad(() => {
-      const features = encoder.forward(preprocessor.apply(images), options.features ?? "backbone");
+      const input = preprocessor.apply(images);
+      let features = encoder.forward(device === "cpu" ? input : input.toDevice(device), options.features ?? "backbone");
+      if (device !== "cpu") features = features.toDevice("cpu");
       return options.normalize === false ? features : F.normalize(features, { dim: 1 });
     }),
   );
