@@ -43,9 +43,12 @@ export function checkDevice(device: string): void {
   if (device !== "cpu") {
     const info = buildInfo();
     const index = device === "cuda" ? 0 : Number(device.slice("cuda:".length));
-    if (!info.cudaAvailable) throw new UsageError(`--device ${device}: this libtorch has no CUDA device (use --device cpu)`);
+    if (!info.cudaAvailable)
+      throw new UsageError(`--device ${device}: this libtorch has no CUDA device (use --device cpu)`);
     if (index >= info.cudaDeviceCount)
-      throw new UsageError(`--device ${device}: there are ${info.cudaDeviceCount} CUDA device(s) (cuda:0 to cuda:${info.cudaDeviceCount - 1})`);
+      throw new UsageError(
+        `--device ${device}: there are ${info.cudaDeviceCount} CUDA device(s) (cuda:0 to cuda:${info.cudaDeviceCount - 1})`,
+      );
   }
 }
 

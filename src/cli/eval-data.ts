@@ -104,7 +104,9 @@ export async function openEvalData(
       const subset = flags.optionalNumber("subset");
       // Only here is the dataset's size known: more images than it has is a mistake, not "all".
       if (split === "train" && subset !== null && subset > dataset.length)
-        throw new UsageError(`--subset ${subset} is more than the ${dataset.length} training images of ${dataset.name}`);
+        throw new UsageError(
+          `--subset ${subset} is more than the ${dataset.length} training images of ${dataset.name}`,
+        );
       if (split === "train" && subset !== null && subset < dataset.length) {
         const part = dataset.subset(subset);
         opened.push(part);

@@ -53,7 +53,7 @@ function number(spec: Flag, text: string, display: string, integer: boolean): nu
   // Number() also reads 0x20, 0b1, "1e3" and " 7 "; a typo should not silently mean something else.
   if (integer ? !INTEGER.test(text) : !DECIMAL.test(text))
     throw new UsageError(
-      `${display} expects a number (${integer ? "a decimal integer" : "decimal, e.g. 0.03 or 1e-4"}), got '${text}'`,
+      `${display} expects a number, got '${text}' (${integer ? "a decimal integer" : "decimal, e.g. 0.03 or 1e-4"})`,
     );
   const n = Number(text);
   if (!Number.isFinite(n) || (integer && !Number.isSafeInteger(n)))
@@ -202,10 +202,7 @@ export function parseFlags(argv: readonly string[], table: readonly Flag[], comm
   }
   for (const spec of table) {
     if (values.has(spec.flag) || spec.default === undefined) continue;
-    values.set(
-      spec.flag,
-      Array.isArray(spec.default) ? [...(spec.default as number[])] : (spec.default as FlagValue),
-    );
+    values.set(spec.flag, Array.isArray(spec.default) ? [...(spec.default as number[])] : (spec.default as FlagValue));
   }
   return { values, given, spelled, positionals, help };
 }

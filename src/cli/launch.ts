@@ -4,7 +4,6 @@
 // exits with the failure's status. Ctrl-C reaches each worker once.
 import { spawn, type ChildProcess } from "node:child_process";
 
-
 /** Options of the launcher and of the distributed job; not part of the run's configuration. */
 export interface LaunchValues {
   /** Workers to start on this machine; null: run here (one process, or a worker of a job set up by env://). */

@@ -98,7 +98,13 @@ export const PRETRAIN_FLAGS: readonly Flag[] = [
     help: "log a line every N steps when not on a terminal",
   },
   { flag: "seed", key: "seed", kind: "int", help: "seed of every random stream" },
-  { flag: "threads", key: "threads", kind: "nullableInt", help: "intra-op threads; none: all cores", bounds: THREADS_FLAG.bounds ?? {} },
+  {
+    flag: "threads",
+    key: "threads",
+    kind: "nullableInt",
+    help: "intra-op threads; none: all cores",
+    bounds: THREADS_FLAG.bounds ?? {},
+  },
   { ...DEVICE_FLAG, key: "device" },
   { flag: "max-steps", key: "maxSteps", kind: "nullableInt", help: "stop after N steps in all (quick trials)" },
 ];
@@ -133,8 +139,20 @@ const LAUNCH_FLAGS: readonly Flag[] = [
   },
   { flag: "nnodes", kind: "int", help: "machines in the job", default: 1, bounds: { min: 1, max: 65536 } },
   { flag: "node-rank", kind: "int", help: "this machine's index in [0, nnodes)", default: 0, bounds: { min: 0 } },
-  { flag: "master-addr", kind: "string", meta: "HOST", help: "address of the node-rank-0 machine", default: "127.0.0.1" },
-  { flag: "master-port", kind: "int", help: "a free TCP port on that machine", default: 29500, bounds: { min: 1, max: 65535 } },
+  {
+    flag: "master-addr",
+    kind: "string",
+    meta: "HOST",
+    help: "address of the node-rank-0 machine",
+    default: "127.0.0.1",
+  },
+  {
+    flag: "master-port",
+    kind: "int",
+    help: "a free TCP port on that machine",
+    default: 29500,
+    bounds: { min: 1, max: 65535 },
+  },
   {
     flag: "dist-timeout",
     kind: "float",
