@@ -150,6 +150,18 @@ test("unknown flags and commands get a suggestion", () => {
     failure(() => pretrainPlan(["--zzzzzzzz"])),
     /^unknown option '--zzzzzzzz' \(see moco pretrain --help\)$/,
   );
+  assert.match(
+    failure(() => pretrainPlan(["--gpu", "0"])),
+    /unknown option '--gpu': use --device cuda:N/,
+  );
+  assert.match(
+    failure(() => pretrainPlan(["-j", "8"])),
+    /unknown option '-j': moco-ts has no data-loading workers/,
+  );
+  assert.match(
+    failure(() => pretrainPlan(["--world-size", "2"])),
+    /--nproc-per-node/,
+  );
   const run = moco(["pretrian"]);
   assert.equal(run.status, 2);
   assert.match(run.stderr, /unknown command 'pretrian' \(did you mean 'pretrain'\?\)/);

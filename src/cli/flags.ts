@@ -108,6 +108,20 @@ export interface ParsedFlags {
   help: boolean;
 }
 
+/** main_moco.py / main_lincls.py flags that have no one-to-one counterpart here: what to use instead. */
+const OFFICIAL_HINTS: Readonly<Record<string, string>> = {
+  j: "moco-ts has no data-loading workers (images decode on libuv's thread pool, UV_THREADPOOL_SIZE); --threads sets libtorch's threads",
+  workers:
+    "moco-ts has no data-loading workers (images decode on libuv's thread pool, UV_THREADPOOL_SIZE); --threads sets libtorch's threads",
+  gpu: "use --device cuda:N",
+  "start-epoch": "use --resume CHECKPOINT (the epoch is read from it)",
+  "dist-url": "several processes: --nproc-per-node, --nnodes, --node-rank, --master-addr, --master-port",
+  "dist-backend": "several processes: --nproc-per-node, --nnodes, --node-rank, --master-addr, --master-port",
+  "world-size": "several processes: --nproc-per-node, --nnodes, --node-rank, --master-addr, --master-port",
+  rank: "several processes: --nproc-per-node, --nnodes, --node-rank, --master-addr, --master-port",
+  "multiprocessing-distributed": "several processes: --nproc-per-node (like torchrun)",
+};
+
 interface Lookup {
   spec: Flag;
   negated: boolean;
@@ -160,9 +174,11 @@ export function parseFlags(argv: readonly string[], table: readonly Flag[], comm
       display = `--${name}`;
       const found = long.get(name) ?? long.get(name.replace(/_/g, "-"));
       if (found === undefined) {
-        const guess = closest(name, long.keys());
+        const hint = OFFICIAL_HINTS[name.replace(/_/g, "-")];
+        const guess = hint === undefined ? closest(name, long.keys()) : null;
         throw new UsageError(
           `unknown option '--${name}'` +
+            (hint === undefined ? "" : `: ${hint}`) +
             (guess === null ? "" : ` (did you mean --${guess}?)`) +
             ` (see moco ${command} --help)`,
         );
@@ -173,7 +189,12 @@ export function parseFlags(argv: readonly string[], table: readonly Flag[], comm
       const letter = arg[1] as string;
       display = `-${letter}`;
       spec = short.get(letter);
-      if (spec === undefined) throw new UsageError(`unknown option '-${letter}' (see moco ${command} --help)`);
+      if (spec === undefined) {
+        const hint = OFFICIAL_HINTS[letter];
+        throw new UsageError(
+          `unknown option '-${letter}'${hint === undefined ? "" : `: ${hint}`} (see moco ${command} --help)`,
+        );
+      }
       if (arg.length > 2) inline = arg.slice(arg[2] === "=" ? 3 : 2);
     } else {
       positionals.push(arg);
