@@ -14,7 +14,7 @@ import { KNN_HELP } from "../src/cli/knn-command.js";
 import { LINCLS_HELP } from "../src/cli/lincls-command.js";
 import { SEARCH_HELP } from "../src/cli/search-command.js";
 import { parseFlags, type Flag } from "../src/cli/flags.js";
-import { pretrainPlan, runPretrain, stripLaunchFlags } from "../src/cli/pretrain-command.js";
+import { checkSubset, pretrainPlan, runPretrain, stripLaunchFlags } from "../src/cli/pretrain-command.js";
 import { ConfigError, UsageError, resolveConfig } from "../src/index.js";
 import { openPretrainData } from "../src/train/data.js";
 
@@ -239,13 +239,25 @@ test("launcher flags: checked, and stripped from the workers' arguments", () => 
   );
 });
 
-test("an impossible --subset is an error naming the flag, where the data is opened", async () => {
-  const config = resolveConfig("fashion-mnist", [{ source: "command line", values: { subset: 60001 } }]);
-  await assert.rejects(openPretrainData(config), (error: unknown) => {
-    assert.ok(error instanceof ConfigError);
-    assert.match(error.message, /--subset .*60001 is more than the 60000 training images/);
+test("an impossible --subset is an error naming what the user wrote; a preset's subset is not", async () => {
+  const asked = pretrainPlan(["--subset", "60001"]);
+  await assert.rejects(checkSubset(asked.config, asked.subsetAskedAs), (error: unknown) => {
+    assert.ok(error instanceof UsageError);
+    assert.equal(error.message, "--subset 60001 is more than the 60000 training images of fashion-mnist train");
     return true;
   });
+  const file = join(root, "subset.yaml");
+  writeFileSync(file, "subset: 70000\n");
+  const fromFile = pretrainPlan(["--config", file]);
+  await assert.rejects(checkSubset(fromFile.config, fromFile.subsetAskedAs), /subset\.yaml: subset 70000 is more than/);
+  await checkSubset(pretrainPlan(["--subset", "60000"]).config, "--subset");
+  // The fashion-mnist preset's 10000 on a smaller folder means "all of it", as before.
+  const preset = pretrainPlan([join(root, "some-folder")]);
+  assert.equal(preset.subsetAskedAs, null);
+  await checkSubset(preset.config, preset.subsetAskedAs);
+  const data = await openPretrainData({ ...resolveConfig("fashion-mnist", []), subset: 70000, knnBank: 100 });
+  assert.equal(data.train.length, 60000, "the library takes at most the whole set");
+  data.dispose();
 });
 
 test("every argument is checked before any work: moco knn --knn-k 0 fails before loading anything", () => {

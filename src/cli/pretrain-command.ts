@@ -15,7 +15,7 @@ import {
 } from "../train/config.js";
 import { CHECKPOINT_FILE, pretrain, rankLayout, type PretrainResult } from "../train/pretrain.js";
 import { progressReporter } from "../train/progress.js";
-import { DATASET_NAMES } from "../data/registry.js";
+import { DATASETS, DATASET_NAMES, datasetRoot } from "../data/registry.js";
 import { RESNET_ARCHS } from "../nn/index.js";
 import { explainFailure, joinJob } from "./distributed.js";
 import { checkDevice } from "./encoder-flags.js";
@@ -238,6 +238,8 @@ export function pretrainPlan(argv: readonly string[]): {
   config: PretrainConfig;
   launch: LaunchValues;
   resume: string | null;
+  /** How the user asked for `subset` ("--subset", "run.yaml: subset"); null when it is the preset's. */
+  subsetAskedAs: string | null;
 } {
   const parsed = parseFlags(argv, PRETRAIN_COMMAND_FLAGS, "pretrain");
   const presetName = (parsed.values.get("preset") ?? "fashion-mnist") as PresetName;
@@ -259,10 +261,13 @@ export function pretrainPlan(argv: readonly string[]): {
       values["dataset"] = "folder";
   }
   const configFile = parsed.values.get("config") as string | undefined;
-  const layers: ConfigLayer[] = [
-    ...(configFile === undefined ? [] : [readConfigLayer(configFile)]),
-    { source: COMMAND_LINE, values, names },
-  ];
+  const fileLayer = configFile === undefined ? null : readConfigLayer(configFile);
+  const layers: ConfigLayer[] = [...(fileLayer === null ? [] : [fileLayer]), { source: COMMAND_LINE, values, names }];
+  const subsetAskedAs =
+    names["subset"] ??
+    (fileLayer !== null && "subset" in fileLayer.values
+      ? `${fileLayer.source}: ${fileLayer.names?.["subset"] ?? "subset"}`
+      : null);
   let config: PretrainConfig;
   if (resume !== null) {
     const checkpoint = readCheckpoint(resume);
@@ -275,7 +280,26 @@ export function pretrainPlan(argv: readonly string[]): {
   } else {
     config = resolveConfig(presetName, layers);
   }
-  return { config, launch: launchValues(parsed.values, parsed.given), resume };
+  return { config, launch: launchValues(parsed.values, parsed.given), resume, subsetAskedAs };
+}
+
+/**
+ * A subset the user asked for that is larger than the training set is a mistake, not "all of it":
+ * refused before the run starts (the data is opened once to count it; folders are only listed).
+ */
+export async function checkSubset(config: PretrainConfig, askedAs: string | null): Promise<void> {
+  if (askedAs === null || config.subset === null) return;
+  const entry = DATASETS[config.dataset];
+  const root = datasetRoot(config.dataset, config.data);
+  const dataset = await entry.open(root, entry.splits(root).flat ? undefined : "train", { size: 8 });
+  try {
+    if (config.subset > dataset.length)
+      throw new UsageError(
+        `${askedAs} ${config.subset} is more than the ${dataset.length} training images of ${dataset.name}`,
+      );
+  } finally {
+    dataset.dispose();
+  }
 }
 
 export async function runPretrain(argv: string[]): Promise<number> {
@@ -288,8 +312,9 @@ export async function runPretrain(argv: string[]): Promise<number> {
     console.log(pretrainHelp(preset as PresetName));
     return 0;
   }
-  const { config, launch, resume } = pretrainPlan(argv);
+  const { config, launch, resume, subsetAskedAs } = pretrainPlan(argv);
   checkDevice(config.device);
+  await checkSubset(config, subsetAskedAs);
   if (launch.nprocPerNode !== null) {
     rankLayout(config, launch.nnodes * launch.nprocPerNode); // refused here, before any worker starts
     return launchWorkers(stripLaunchFlags(argv), launch);

@@ -46,12 +46,9 @@ export async function openPretrainData(config: PretrainConfig): Promise<Pretrain
   if (fullTrain === null) throw new Error("no training data");
   const opened: ImageDataset[] = [fullTrain];
   try {
-    // Only here is the dataset's size known: a subset larger than it is a mistake, not a request for all.
-    if (config.subset !== null && config.subset > fullTrain.length)
-      throw new ConfigError(
-        `--subset (subset) ${config.subset} is more than the ${fullTrain.length} training images of ${fullTrain.name}`,
-      );
-    const train = config.subset === null ? fullTrain : fullTrain.subset(config.subset);
+    // At most the whole set: a preset's subset (fashion-mnist's 10000) also applies to smaller data.
+    // A subset the user asked for is checked against the data by the CLI (pretrain-command.ts).
+    const train = config.subset === null ? fullTrain : fullTrain.subset(Math.min(config.subset, fullTrain.length));
     if (train !== fullTrain) opened.push(train);
     const labeled = train.labels !== null && train.numClasses > 0;
     const knnBank = !labeled
