@@ -95,6 +95,10 @@ test("negative numbers are values, checked against the flag's bounds", () => {
     failure(() => parseFlags(["--lr"], TABLE)),
     /--lr needs a value/,
   );
+  assert.match(
+    failure(() => parseFlags(["--lr", "--cos"], TABLE)),
+    /--lr needs a value, got the option '--cos'/,
+  );
 });
 
 test("--threads is bounded by the cores, and the message says so", () => {

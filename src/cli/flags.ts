@@ -214,6 +214,9 @@ export function parseFlags(argv: readonly string[], table: readonly Flag[], comm
         // The next argument is the value whatever it looks like: `--lr -1` is the number -1.
         raw = argv[i + 1];
         if (raw === undefined) throw new UsageError(`${display} needs a value`);
+        // `--out --lr 3` forgot the value; `--lr -1` did not (a single dash is a value's sign).
+        if (raw.startsWith("--") && raw.length > 2)
+          throw new UsageError(`${display} needs a value, got the option '${raw}'`);
         i++;
       }
       values.set(spec.flag, convertFlag(spec, raw, display));
