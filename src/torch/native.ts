@@ -279,4 +279,6 @@ function loadBinding(): NativeBinding {
 
 export const native: NativeBinding = loadBinding();
 // Once, here: every op's error then arrives as a TorchError (op, code) with no wrapper per call.
+if (typeof native.setErrorClass !== "function")
+  throw new Error("moco-ts: the native addon is older than the sources; rebuild it with `npm run build:native`.");
 native.setErrorClass(TorchError);
