@@ -30,3 +30,11 @@ export class TorchError extends MocoError {
     this.op = op;
   }
 }
+
+/** A mistake on the command line; the message names the flag or argument as the user wrote it. */
+export class UsageError extends MocoError {
+  override name = "UsageError";
+  constructor(message: string) {
+    super("ERR_USAGE", message);
+  }
+}

@@ -1,6 +1,9 @@
 // moco-ts: MoCo self-supervised pretraining in TypeScript on libtorch. Everything a program needs,
 // layer by layer (see README.md).
+export { MocoError, TorchError, UsageError, type MocoErrorOptions } from "./errors.js";
 export * from "./torch/index.js";
+export { TruncatedPickleError } from "./torch/serialize/unpickler.js";
+export { ZipFormatError } from "./torch/serialize/zip.js";
 export * from "./nn/index.js";
 export * from "./optim/index.js";
 export {
@@ -12,6 +15,13 @@ export {
   mocoV2Config,
   cifarDemoConfig,
   openDataset,
+  DATASETS,
+  DATASET_NAMES,
+  isDatasetName,
+  DatasetNameError,
+  type DatasetName,
+  type DatasetEntry,
+  type OpenDatasetOptions,
   openFashionMnist,
   openMnist,
   openCifar10,
@@ -33,6 +43,9 @@ export {
   resolveConfig,
   readConfigFile,
   ConfigError,
+  readConfigLayer,
+  COMMAND_LINE,
+  type ConfigLayer,
   type PretrainConfig,
   type PresetName,
 } from "./train/config.js";
@@ -43,7 +56,7 @@ export {
   type PretrainOptions,
   type PretrainResult,
 } from "./train/pretrain.js";
-export { readCheckpoint, writeCheckpoint, type PretrainCheckpoint } from "./train/checkpoint.js";
+export { readCheckpoint, writeCheckpoint, CheckpointError, type PretrainCheckpoint } from "./train/checkpoint.js";
 export {
   runLoop,
   TrainingState,
@@ -85,6 +98,7 @@ export {
   writeEmbeddingIndex,
   readEmbeddingIndex,
   INDEX_FILES,
+  IndexError,
   type IndexMeta,
   type EmbeddingIndex,
 } from "./search/store.js";

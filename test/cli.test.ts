@@ -83,10 +83,10 @@ test("bad input: clear message and a non-zero exit", () => {
   const cases: [string[], RegExp, number][] = [
     [["frob"], /unknown command 'frob'/, 2],
     [["pretrain", "--epochs", "abc"], /--epochs expects a number, got 'abc'/, 2],
-    [["pretrain", "--moco-m", "1.5"], /mocoM/, 2],
-    [["pretrain", "--moco-t", "0"], /mocoT/, 2],
-    [["pretrain", "--preset", "nope"], /unknown preset 'nope'/, 2],
-    [["pretrain", "--bogus"], /Unknown option '--bogus'/, 2],
+    [["pretrain", "--moco-m", "1.5"], /--moco-m must be < 1, got 1\.5/, 2],
+    [["pretrain", "--moco-t", "0"], /--moco-t must be > 0, got 0/, 2],
+    [["pretrain", "--preset", "nope"], /--preset must be one of .*, got 'nope'/, 2],
+    [["pretrain", "--bogus"], /unknown option '--bogus'/, 2],
     [["pretrain", ...SMALL, "--moco-k", "100"], /K \(100\) must be a multiple of the batch size \(32\)/, 2],
     [["pretrain", join(root, "no-such-folder")], /no-such-folder/, 1],
   ];

@@ -24,6 +24,7 @@ static void tuneMalloc() {
 
 static Napi::Object initAddon(Napi::Env env, Napi::Object exports) {
   tuneMalloc();
+  moco::registerErrors(env, exports);
   moco::registerCreation(env, exports);
   moco::registerShape(env, exports);
   moco::registerMath(env, exports);

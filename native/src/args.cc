@@ -20,6 +20,35 @@ std::string firstLine(const char* what) {
   return nl == std::string::npos ? s : s.substr(0, nl);
 }
 
+// The JS class native errors are made of (TorchError, set once by src/torch/native.ts at load), per
+// env like the slot table: errors arrive as instances of the library's hierarchy without a JS
+// wrapper around each op (op overhead is measured against PyTorch's).
+thread_local Napi::FunctionReference* errorClass = nullptr;
+
+void freeErrorClass(void* data) {
+  auto* ref = static_cast<Napi::FunctionReference*>(data);
+  if (errorClass == ref) errorClass = nullptr;
+  delete ref;
+}
+
+// setErrorClass(ctor): ctor(op, message) must construct the error; undefined/null unsets it.
+Napi::Value setErrorClass(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !(info[0].IsFunction() || info[0].IsNull() || info[0].IsUndefined())) {
+    throw Napi::TypeError::New(env, "setErrorClass: expected a constructor, null or undefined");
+  }
+  if (errorClass == nullptr) {
+    errorClass = new Napi::FunctionReference();
+    napi_add_env_cleanup_hook(env, freeErrorClass, errorClass);
+  }
+  if (info[0].IsFunction()) {
+    *errorClass = Napi::Persistent(info[0].As<Napi::Function>());
+  } else {
+    errorClass->Reset();
+  }
+  return env.Undefined();
+}
+
 Napi::Value trampoline(const Napi::CallbackInfo& info) {
   auto* entry = static_cast<OpEntry*>(info.Data());
   Args args(info, entry->name);
@@ -37,10 +66,7 @@ Napi::Value trampoline(const Napi::CallbackInfo& info) {
   } catch (...) {
     message = std::string(entry->name) + ": unknown native error";
   }
-  auto error = Napi::Error::New(info.Env(), message);
-  error.Set("op", Napi::String::New(info.Env(), entry->name));
-  error.Set("code", Napi::String::New(info.Env(), "ERR_TORCH"));
-  throw error;
+  throw torchError(info.Env(), entry->name, message);
 }
 
 // ---- handles ------------------------------------------------------------------------------------
@@ -97,6 +123,22 @@ uint64_t encode(const SlotTable& t, const Slot& slot) {
 }
 
 }  // namespace
+
+Napi::Error torchError(Napi::Env env, const char* op, const std::string& message) {
+  if (errorClass != nullptr && !errorClass->IsEmpty()) {
+    Napi::Object error = errorClass->New({Napi::String::New(env, op), Napi::String::New(env, message)});
+    return Napi::Error(env, error);
+  }
+  // No class registered (the addon used on its own): a plain Error with the same op and code.
+  auto error = Napi::Error::New(env, message);
+  error.Set("op", Napi::String::New(env, op));
+  error.Set("code", Napi::String::New(env, "ERR_TORCH"));
+  return error;
+}
+
+void registerErrors(Napi::Env env, Napi::Object exports) {
+  exports.Set("setErrorClass", Napi::Function::New(env, setErrorClass, "setErrorClass"));
+}
 
 void def(Napi::Env env, Napi::Object exports, const char* name, OpFn fn) {
   auto* entry = new OpEntry{name, fn};  // lives as long as the process, like the export itself

@@ -70,6 +70,12 @@ class Args {
 
 using OpFn = Napi::Value (*)(Args&);
 
+// The error every entry point throws: an instance of the class given to setErrorClass (TorchError),
+// constructed as new C(op, message); a plain Error with `op` and `code` "ERR_TORCH" when unset.
+Napi::Error torchError(Napi::Env env, const char* op, const std::string& message);
+// Exports setErrorClass.
+void registerErrors(Napi::Env env, Napi::Object exports);
+
 // Registers `fn` as exports[name], wrapped by the exception-converting trampoline.
 void def(Napi::Env env, Napi::Object exports, const char* name, OpFn fn);
 

@@ -124,10 +124,7 @@ std::shared_ptr<Group> connect(const InitSpec& spec) {
 }
 
 Napi::Error jsError(Napi::Env env, const char* op, const std::string& reason) {
-  auto error = Napi::Error::New(env, std::string(op) + ": " + reason);
-  error.Set("op", Napi::String::New(env, op));
-  error.Set("code", Napi::String::New(env, "ERR_TORCH"));
-  return error;
+  return torchError(env, op, std::string(op) + ": " + reason);
 }
 
 class InitWorker : public Napi::AsyncWorker {

@@ -1,5 +1,6 @@
 // A `moco pretrain` worker of a distributed job: joins the process group that the env:// variables
 // describe (set by our launcher, torchrun-style tools, SLURM or Kubernetes wrappers).
+import { TorchError } from "../errors.js";
 import { DistributedError, dataParallel, initDistributed, isDistributedEnv, type ProcessGroup } from "../dist/index.js";
 import type { DataParallel } from "../train/parallel.js";
 
@@ -35,10 +36,10 @@ export async function joinJob(timeoutSeconds: number): Promise<Worker | null> {
 
 /** A collective's failure, said as what it means for the run. */
 export function explainFailure(error: unknown, group: ProcessGroup, checkpoint: string): Error {
-  const native = error as { code?: string; op?: string; message?: string };
-  if (native.code !== "ERR_TORCH" || native.op?.startsWith("dist") !== true) return error as Error;
+  if (!(error instanceof TorchError) || !error.op.startsWith("dist")) return error as Error;
   return new DistributedError(
     `rank ${group.rank} of ${group.worldSize} lost the other workers (one died, hung, or was stopped): ` +
-      `${native.message ?? ""}\nThe last checkpoint (${checkpoint}) is intact: continue with --resume ${checkpoint}`,
+      `${error.message}\nThe last checkpoint (${checkpoint}) is intact: continue with --resume ${checkpoint}`,
+    { cause: error },
   );
 }

@@ -3,15 +3,29 @@ import type { FeatureKind } from "../encoder/encoder.js";
 import { INDEX_FILES, writeEmbeddingIndex } from "../search/store.js";
 import { DATA_FLAGS, openEvalData } from "./eval-data.js";
 import { ENCODER_FLAGS, encoderFromFlags } from "./encoder-flags.js";
-import { UsageError, flagHelp, parseCommand, type Flag } from "./flags.js";
+import { DEVICE_FLAG, UsageError, flagHelp, parseCommand, type Flag } from "./flags.js";
 
 const EMBED_FLAGS: readonly Flag[] = [
   ...ENCODER_FLAGS,
   ...DATA_FLAGS,
-  { flag: "split", kind: "string", help: "train | test (folders without train/: the whole folder)", default: "train" },
-  { flag: "features", kind: "string", help: "backbone | head", default: "backbone" },
+  DEVICE_FLAG,
+  {
+    flag: "split",
+    kind: "string",
+    choices: ["train", "test"],
+    help: "train | test (folders without train/: the whole folder)",
+    default: "train",
+  },
+  { flag: "features", kind: "string", choices: ["backbone", "head"], help: "backbone | head", default: "backbone" },
   { flag: "normalize", kind: "bool", help: "L2-normalise the embeddings (cosine = dot product)", default: true },
-  { flag: "batch-size", short: "b", kind: "int", help: "images per forward pass", default: 256 },
+  {
+    flag: "batch-size",
+    short: "b",
+    kind: "int",
+    help: "images per forward pass",
+    default: 256,
+    bounds: { min: 1 },
+  },
   { flag: "out", kind: "string", meta: "DIR", help: "the index folder", default: "runs/embeddings" },
 ];
 
@@ -54,6 +68,7 @@ export async function runEmbed(argv: string[]): Promise<number> {
         normalize: flags.bool("normalize"),
         size: data.imageSize,
         batchSize: flags.number("batch-size"),
+        device: flags.optionalString("device") ?? "cpu",
         datasetInfo: { kind: data.kind, name: dataset.name, root: data.root, split: data.hasSplits ? split : null },
         onNote: log,
         onProgress: (done, total) => {

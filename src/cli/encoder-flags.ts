@@ -5,7 +5,7 @@ import { dirname } from "node:path";
 
 import { loadEncoder, type Encoder } from "../encoder/encoder.js";
 import type { EncoderPart } from "../encoder/sources.js";
-import { setNumThreads } from "../torch/index.js";
+import { buildInfo, setNumThreads } from "../torch/index.js";
 import { writeJsonAtomic } from "../util/atomic-file.js";
 import { UsageError, type Flag, type FlagReader } from "./flags.js";
 
@@ -20,12 +20,43 @@ export const ENCODER_FLAGS: readonly Flag[] = [
     flag: "arch",
     short: "a",
     kind: "string",
-    help: "refuse a checkpoint of any other architecture (default: read from the checkpoint)",
+    help: "refuse a checkpoint of any other architecture",
+    defaultText: "read from the checkpoint",
   },
-  { flag: "part", kind: "string", help: "MoCo checkpoints: query | key encoder", default: "query" },
+  {
+    flag: "part",
+    kind: "string",
+    choices: ["query", "key"],
+    help: "MoCo checkpoints: query | key encoder",
+    default: "query",
+  },
 ];
 
-/** Loads --pretrained (or `fallback`, e.g. the file a resumed run names; checked against --arch) and applies --threads. */
+/** --device, checked against this libtorch before any work; "cpu" when not given. */
+export function deviceFromFlags(flags: FlagReader): string {
+  const device = flags.optionalString("device") ?? "cpu";
+  checkDevice(device);
+  return device;
+}
+
+/** A CUDA device that this libtorch does not have is a usage error, found before any work. */
+export function checkDevice(device: string): void {
+  if (device !== "cpu") {
+    const info = buildInfo();
+    const index = device === "cuda" ? 0 : Number(device.slice("cuda:".length));
+    if (!info.cudaAvailable)
+      throw new UsageError(`--device ${device}: this libtorch has no CUDA device (use --device cpu)`);
+    if (index >= info.cudaDeviceCount)
+      throw new UsageError(
+        `--device ${device}: there are ${info.cudaDeviceCount} CUDA device(s) (cuda:0 to cuda:${info.cudaDeviceCount - 1})`,
+      );
+  }
+}
+
+/**
+ * Loads --pretrained (or `fallback`, e.g. the file a resumed run names; checked against --arch),
+ * applies --threads, and moves the network to --device when the command has that flag.
+ */
 export function encoderFromFlags(
   flags: FlagReader,
   log: (line: string) => void,
@@ -33,12 +64,12 @@ export function encoderFromFlags(
 ): Encoder {
   const path = flags.optionalString("pretrained") ?? fallback;
   if (path === null) throw new UsageError("--pretrained FILE is required");
-  const threads = flags.optionalNumber("threads");
-  if (threads !== null && threads < 1) throw new UsageError(`--threads must be >= 1, got ${threads}`);
-  setNumThreads(threads ?? availableParallelism());
+  const device = deviceFromFlags(flags);
+  setNumThreads(flags.optionalNumber("threads") ?? availableParallelism());
   const part = flags.choice<EncoderPart>("part", ["query", "key"]);
   const arch = flags.optionalString("arch");
   const encoder = loadEncoder(path, { part, ...(arch === null ? {} : { arch }) });
+  if (device !== "cpu") encoder.model.toDevice(device);
   log(`encoder: ${encoder.describe()}`);
   return encoder;
 }

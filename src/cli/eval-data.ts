@@ -6,28 +6,38 @@ import { join } from "node:path";
 
 import type { ImageDataset } from "../data/dataset.js";
 import type { Split } from "../data/fashion-mnist.js";
-import { DATASET_KINDS, openDataset, type DatasetKind } from "../data/open.js";
+import { DATASET_NAMES, isDatasetName, openDataset, type DatasetName } from "../data/registry.js";
 import type { Encoder } from "../encoder/encoder.js";
-import { UsageError, type Flag, type FlagReader } from "./flags.js";
+import { THREADS_FLAG, UsageError, type Flag, type FlagReader } from "./flags.js";
 
 export const DATA_FLAGS: readonly Flag[] = [
   {
     flag: "dataset",
     kind: "string",
-    help: "fashion-mnist | mnist | cifar10 | cifar100 | folder (default: what the encoder was pretrained on, else fashion-mnist; folder when DATA is given)",
+    choices: DATASET_NAMES,
+    help: DATASET_NAMES.join(" | "),
+    defaultText: "what the encoder was pretrained on, else fashion-mnist; folder when DATA is given",
   },
-  { flag: "subset", kind: "nullableInt", help: "use the first N training images", default: null },
+  {
+    flag: "subset",
+    kind: "nullableInt",
+    help: "use the first N training images",
+    defaultText: "all",
+    bounds: { min: 1 },
+  },
   {
     flag: "image-size",
     kind: "nullableInt",
-    help: "crop size fed to the network (default: the pretraining crop size, else the images' own; folders 224, or 64 for CIFAR-stem networks)",
+    help: "crop size fed to the network",
+    defaultText: "the pretraining crop size, else the images' own; folders 224, or 64 for CIFAR-stem networks",
+    bounds: { min: 1 },
   },
   { flag: "skip-bad-images", kind: "bool", help: "leave out unreadable images of a folder (reported)", default: false },
-  { flag: "threads", kind: "nullableInt", help: "intra-op threads (default: all cores)" },
+  THREADS_FLAG,
 ];
 
 export interface EvalData {
-  kind: DatasetKind;
+  kind: DatasetName;
   /** Side of the square crops fed to the network (null: the images' own size). */
   imageSize: number | null;
   splits: Map<Split, ImageDataset>;
@@ -38,18 +48,16 @@ export interface EvalData {
   dispose(): void;
 }
 
-function datasetKind(flags: FlagReader, encoder: Encoder, dataDir: string | undefined): DatasetKind {
+function datasetKind(flags: FlagReader, encoder: Encoder, dataDir: string | undefined): DatasetName {
   const given = flags.optionalString("dataset");
   if (given !== null) {
-    if (!(DATASET_KINDS as readonly string[]).includes(given))
-      throw new UsageError(`--dataset must be one of ${DATASET_KINDS.join(", ")}, got '${given}'`);
-    return given as DatasetKind;
+    if (!isDatasetName(given))
+      throw new UsageError(`--dataset must be one of ${DATASET_NAMES.join(", ")}, got '${given}'`);
+    return given;
   }
   if (dataDir !== undefined) return "folder";
   const trained = encoder.info.trainedOn?.dataset;
-  return trained !== undefined && (DATASET_KINDS as readonly string[]).includes(trained)
-    ? (trained as DatasetKind)
-    : "fashion-mnist";
+  return isDatasetName(trained) ? trained : "fashion-mnist";
 }
 
 /** Opens the requested splits ("train" and/or "test") of the data named by the flags and DATA. */
@@ -94,7 +102,11 @@ export async function openEvalData(
       });
       opened.push(dataset);
       const subset = flags.optionalNumber("subset");
-      if (subset !== null && subset < 1) throw new UsageError(`--subset must be >= 1, got ${subset}`);
+      // Only here is the dataset's size known: more images than it has is a mistake, not "all".
+      if (split === "train" && subset !== null && subset > dataset.length)
+        throw new UsageError(
+          `--subset ${subset} is more than the ${dataset.length} training images of ${dataset.name}`,
+        );
       if (split === "train" && subset !== null && subset < dataset.length) {
         const part = dataset.subset(subset);
         opened.push(part);

@@ -5,11 +5,11 @@ import { dirname } from "node:path";
 
 import { exportBackbone, EXPORT_FORMATS, type ExportFormat } from "../export/backbone.js";
 import { ENCODER_FLAGS, encoderFromFlags } from "./encoder-flags.js";
-import { flagHelp, parseCommand, type Flag } from "./flags.js";
+import { THREADS_FLAG, flagHelp, parseCommand, type Flag } from "./flags.js";
 
 const EXPORT_FLAGS: readonly Flag[] = [
   ...ENCODER_FLAGS,
-  { flag: "format", kind: "string", help: EXPORT_FORMATS.join(" | ") + " (required)" },
+  { flag: "format", kind: "string", choices: EXPORT_FORMATS, help: EXPORT_FORMATS.join(" | ") + " (required)" },
   { flag: "out", kind: "string", meta: "FILE", help: "the file to write (required)" },
   {
     flag: "head",
@@ -20,11 +20,13 @@ const EXPORT_FLAGS: readonly Flag[] = [
   {
     flag: "image-size",
     kind: "nullableInt",
-    help: "ONNX: input height and width (default: the pretraining crop size, else 28/32 for the small datasets, 224)",
+    help: "ONNX: input height and width",
+    defaultText: "the pretraining crop size, else 28/32 for the small datasets, 224",
+    bounds: { min: 1 },
   },
-  { flag: "opset", kind: "int", help: "ONNX operator set (13 to 17)", default: 17 },
+  { flag: "opset", kind: "int", help: "ONNX operator set", default: 17, bounds: { min: 13, max: 17 } },
   { flag: "fold-bn", kind: "bool", help: "ONNX: fold BatchNorm into the convolutions", default: true },
-  { flag: "threads", kind: "nullableInt", help: "intra-op threads (default: all cores)" },
+  THREADS_FLAG,
 ];
 
 export const EXPORT_HELP = `Usage: moco export --pretrained FILE --format FORMAT --out FILE [options]

@@ -8,15 +8,29 @@ import { KNN_DEFAULTS } from "../eval/knn.js";
 import type { FeatureKind } from "../encoder/encoder.js";
 import { DATA_FLAGS, openEvalData } from "./eval-data.js";
 import { ENCODER_FLAGS, encoderFromFlags, writeJson } from "./encoder-flags.js";
-import { UsageError, flagHelp, parseCommand, type Flag } from "./flags.js";
+import { DEVICE_FLAG, UsageError, flagHelp, parseCommand, type Flag } from "./flags.js";
 
 const KNN_FLAGS: readonly Flag[] = [
   ...ENCODER_FLAGS,
   ...DATA_FLAGS,
-  { flag: "knn-k", kind: "int", help: "neighbours that vote", default: KNN_DEFAULTS.k },
-  { flag: "knn-t", kind: "float", help: "temperature of the vote weights", default: KNN_DEFAULTS.t },
-  { flag: "features", kind: "string", help: "backbone | head", default: "backbone" },
-  { flag: "batch-size", short: "b", kind: "int", help: "images per forward pass", default: 256 },
+  DEVICE_FLAG,
+  { flag: "knn-k", kind: "int", help: "neighbours that vote", default: KNN_DEFAULTS.k, bounds: { min: 1 } },
+  {
+    flag: "knn-t",
+    kind: "float",
+    help: "temperature of the vote weights",
+    default: KNN_DEFAULTS.t,
+    bounds: { min: 0, minExclusive: true },
+  },
+  { flag: "features", kind: "string", choices: ["backbone", "head"], help: "backbone | head", default: "backbone" },
+  {
+    flag: "batch-size",
+    short: "b",
+    kind: "int",
+    help: "images per forward pass",
+    default: 256,
+    bounds: { min: 1 },
+  },
   {
     flag: "out",
     kind: "string",
@@ -65,6 +79,7 @@ export async function runKnn(argv: string[]): Promise<number> {
         features,
         size: data.imageSize,
         batchSize: flags.number("batch-size"),
+        device: flags.optionalString("device") ?? "cpu",
         onNote: log,
       });
       const out = flags.string("out");

@@ -6,7 +6,17 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { constants } from "node:os";
 
 import { portIsFree } from "../dist/index.js";
-import type { LaunchValues } from "./pretrain-options.js";
+/** Options of the launcher and of the distributed job; not part of the run's configuration. */
+export interface LaunchValues {
+  /** Workers to start on this machine; null: run here (one process, or a worker of a job set up by env://). */
+  nprocPerNode: number | null;
+  nnodes: number;
+  nodeRank: number;
+  masterAddr: string;
+  masterPort: number;
+  /** Seconds a collective waits for the other processes before the run stops. */
+  distTimeout: number;
+}
 
 export interface WorkerExit {
   rank: number;

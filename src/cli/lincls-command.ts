@@ -18,26 +18,54 @@ import { collectTensors } from "../encoder/sources.js";
 import { DATA_FLAGS, openEvalData } from "./eval-data.js";
 import { ENCODER_FLAGS, encoderFromFlags, writeJson } from "./encoder-flags.js";
 import { listenForInterrupt } from "./interrupt.js";
-import { FlagReader, UsageError, flagHelp, parseCommand, type Flag } from "./flags.js";
+import { DEVICE_FLAG, FlagReader, UsageError, flagHelp, parseCommand, type Flag } from "./flags.js";
 
 const D = LINCLS_DEFAULTS;
 const LINCLS_FLAGS: readonly Flag[] = [
   ...ENCODER_FLAGS,
   ...DATA_FLAGS,
-  { flag: "epochs", kind: "int", help: "epochs to train", default: D.epochs },
-  { flag: "batch-size", short: "b", kind: "int", help: "images per step", default: D.batchSize },
-  { flag: "lr", kind: "float", help: "initial learning rate", default: D.lr },
-  { flag: "schedule", kind: "list", help: "epochs where the lr drops x0.1 (without --cos)", default: D.schedule },
+  DEVICE_FLAG,
+  { flag: "epochs", kind: "int", help: "epochs to train", default: D.epochs, bounds: { min: 1 } },
+  {
+    flag: "batch-size",
+    short: "b",
+    kind: "int",
+    help: "images per step",
+    default: D.batchSize,
+    bounds: { min: 1 },
+  },
+  {
+    flag: "lr",
+    kind: "float",
+    help: "initial learning rate",
+    aliases: ["learning-rate"],
+    default: D.lr,
+    bounds: { min: 0, minExclusive: true },
+  },
+  {
+    flag: "schedule",
+    kind: "list",
+    help: "epochs where the lr drops x0.1 (without --cos)",
+    default: D.schedule,
+    bounds: { min: 0 },
+  },
   { flag: "cos", kind: "bool", help: "cosine learning-rate schedule", default: D.cos },
-  { flag: "momentum", kind: "float", help: "SGD momentum", default: D.momentum },
-  { flag: "wd", kind: "float", help: "weight decay", default: D.wd },
+  { flag: "momentum", kind: "float", help: "SGD momentum", default: D.momentum, bounds: { min: 0 } },
+  {
+    flag: "wd",
+    kind: "float",
+    help: "weight decay",
+    aliases: ["weight-decay"],
+    default: D.wd,
+    bounds: { min: 0 },
+  },
   {
     flag: "precompute-features",
     kind: "bool",
     help: "no train augmentation: compute the training features once (much faster on a CPU)",
     default: D.precomputeFeatures,
   },
-  { flag: "seed", kind: "int", help: "seed of the shuffles and augmentations", default: D.seed },
+  { flag: "seed", kind: "int", help: "seed of the shuffles and augmentations", default: D.seed, bounds: { min: 0 } },
   {
     flag: "resume",
     kind: "string",
@@ -145,6 +173,9 @@ function configFromFlags(flags: FlagReader, saved: LinearEvalConfig | null): Lin
             ? flags.optionalNumber(flag)
             : flags.number(flag);
   }
+  // Where the network runs: kept from a resumed run unless given (the library's config names it `device`).
+  if (saved === null || flags.given("device") || config["device"] === undefined)
+    config["device"] = flags.optionalString("device") ?? "cpu";
   return config as unknown as LinearEvalConfig;
 }
 

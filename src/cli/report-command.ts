@@ -1,6 +1,7 @@
 // `moco report`: one self-contained HTML page about pretraining runs and their evaluations.
 import { writeRunReport } from "../report/index.js";
-import { UsageError, flagHelp, parseCommand, type Flag } from "./flags.js";
+import { UsageError } from "../errors.js";
+import { flagHelp, parseCommand, type Flag } from "./flags.js";
 
 const REPORT_FLAGS: readonly Flag[] = [
   { flag: "out", kind: "string", meta: "FILE", help: "the HTML file to write", default: "report.html" },

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { ImageDataset } from "../data/dataset.js";
 import type { Split } from "../data/fashion-mnist.js";
 import { decodeImage, openImageFolder } from "../data/image-folder.js";
-import { DATASET_KINDS, openDataset, type DatasetKind } from "../data/open.js";
+import { isDatasetName, openDataset } from "../data/registry.js";
 import { embed } from "../encoder/embed.js";
 import { loadEncoder } from "../encoder/encoder.js";
 import { indexClasses } from "../search/labels.js";
@@ -13,19 +13,21 @@ import { writeResultsPage, type SearchResult } from "../search/page.js";
 import { nearestNeighbours } from "../search/search.js";
 import { readEmbeddingIndex, type IndexMeta } from "../search/store.js";
 import { cat, fromTypedArray, keep, scope, type Tensor } from "../torch/index.js";
-import { writeJson } from "./encoder-flags.js";
-import { UsageError, flagHelp, parseCommand, type Flag } from "./flags.js";
+import { deviceFromFlags, writeJson } from "./encoder-flags.js";
+import { DEVICE_FLAG, UsageError, flagHelp, parseCommand, type Flag } from "./flags.js";
 
 const SEARCH_FLAGS: readonly Flag[] = [
   { flag: "index", kind: "string", meta: "DIR", help: "an index folder written by moco embed (required)" },
-  { flag: "k", kind: "int", help: "neighbours per query", default: 10 },
+  { flag: "k", kind: "int", help: "neighbours per query", default: 10, bounds: { min: 1 } },
   {
     flag: "pretrained",
     kind: "string",
     meta: "FILE",
-    help: "encoder for the queries (default: the index's own checkpoint)",
+    help: "encoder for the queries",
+    defaultText: "the index's own checkpoint",
   },
   { flag: "out", kind: "string", meta: "DIR", help: "where results.json and results.html go", default: "runs/search" },
+  DEVICE_FLAG,
 ];
 
 export const SEARCH_HELP = `Usage: moco search --index DIR QUERY... [options]
@@ -74,9 +76,10 @@ async function decodeQueries(files: readonly string[], meta: IndexMeta): Promise
 
 /** The indexed dataset itself, to draw thumbnails of items that are not files. */
 async function openIndexedDataset(meta: IndexMeta): Promise<ImageDataset | null> {
-  if (meta.dataset.kind === "folder" || !(DATASET_KINDS as readonly string[]).includes(meta.dataset.kind)) return null;
+  const kind = meta.dataset.kind;
+  if (kind === "folder" || !isDatasetName(kind)) return null;
   return openDataset({
-    kind: meta.dataset.kind as DatasetKind,
+    kind,
     ...(meta.dataset.root === null ? {} : { root: meta.dataset.root }),
     split: (meta.dataset.split ?? "train") as Split,
   });
@@ -94,13 +97,14 @@ export async function runSearch(argv: string[]): Promise<number> {
   if (!flags.has("index")) throw new UsageError("--index DIR is required (make one with moco embed)");
   if (positionals.length === 0) throw new UsageError("search needs at least one query image or folder");
   const k = flags.number("k");
-  if (k < 1) throw new UsageError(`--k must be >= 1, got ${k}`);
+  const device = deviceFromFlags(flags);
   const index = readEmbeddingIndex(flags.string("index"));
   try {
     const { meta } = index;
     const encoder = loadEncoder(flags.optionalString("pretrained") ?? meta.checkpoint, { part: meta.part });
     let results: SearchResult[];
     try {
+      if (device !== "cpu") encoder.model.toDevice(device);
       if (encoder.dim(meta.features) !== meta.dim)
         throw new UsageError(`the encoder's ${meta.features} features do not have the index's dimension ${meta.dim}`);
       const files = await queryFiles(positionals);
@@ -108,7 +112,7 @@ export async function runSearch(argv: string[]): Promise<number> {
       const images = await decodeQueries(files, meta);
       const queries = scope(() => {
         try {
-          return embed(encoder, images, { features: meta.features, size: meta.imageSize, normalize: true });
+          return embed(encoder, images, { features: meta.features, size: meta.imageSize, normalize: true, device });
         } finally {
           images.dispose();
         }

@@ -3,7 +3,8 @@ import { availableParallelism } from "node:os";
 
 import { startServer } from "../serve/server.js";
 import { setNumThreads } from "../torch/index.js";
-import { UsageError, flagHelp, parseCommand, type Flag } from "./flags.js";
+import { UsageError } from "../errors.js";
+import { flagHelp, parseCommand, type Flag } from "./flags.js";
 
 const SERVE_FLAGS: readonly Flag[] = [
   { flag: "index", kind: "string", meta: "DIR", help: "an index folder written by moco embed (required)" },

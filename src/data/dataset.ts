@@ -1,6 +1,7 @@
 // The dataset interface shared by the loader, the training loop and the kNN evaluator, and its
 // in-memory implementation: all images in one uint8 tensor [N, C, H, W] (gray = 1 channel).
 import { fromTypedArray, keep, type Tensor } from "../torch/index.js";
+import { MocoError, type MocoErrorOptions } from "../errors.js";
 
 /** Why a dataset could not be read; `path` names the file or folder at fault. */
 export type DatasetErrorCode =
@@ -11,15 +12,17 @@ export type DatasetErrorCode =
   | "EMPTY" // a folder without images
   | "LAYOUT"; // files present but arranged in an unsupported way
 
-export class DatasetError extends Error {
-  override readonly name = "DatasetError";
+export class DatasetError extends MocoError {
+  override name = "DatasetError";
+  // The reason, more precise than one ERR_ code (tests and programs branch on it).
+  declare readonly code: DatasetErrorCode;
   constructor(
-    readonly code: DatasetErrorCode,
+    code: DatasetErrorCode,
     readonly path: string,
     message: string,
-    options?: { cause?: unknown },
+    options?: MocoErrorOptions,
   ) {
-    super(`${path}: ${message}`, options);
+    super(code, `${path}: ${message}`, options);
   }
 }
 

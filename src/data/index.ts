@@ -8,4 +8,4 @@ export * from "./idx.js";
 export * from "./image-folder.js";
 export * from "./loader.js";
 export * from "./random.js";
-export { openDataset, type DatasetKind, type OpenDatasetOptions } from "./open.js";
+export * from "./registry.js";

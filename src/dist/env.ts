@@ -1,5 +1,6 @@
 // The env:// convention of torch.distributed (and torchrun, SLURM or Kubernetes wrappers): a
 // process learns its place in the job from MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK.
+import { MocoError } from "../errors.js";
 
 export interface DistEnv {
   masterAddr: string;
@@ -14,7 +15,12 @@ export interface DistEnv {
   socketInterface: string | null;
 }
 
-export class DistEnvError extends Error {}
+export class DistEnvError extends MocoError {
+  override name = "DistEnvError";
+  constructor(message: string) {
+    super("ERR_DIST_ENV", message);
+  }
+}
 
 type Env = Readonly<Record<string, string | undefined>>;
 

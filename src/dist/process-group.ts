@@ -16,6 +16,7 @@ import {
   c10dInit,
 } from "../torch/c10d.js";
 import { DTYPES, Tensor } from "../torch/index.js";
+import { MocoError, type MocoErrorOptions } from "../errors.js";
 
 export type Backend = "gloo" | "nccl";
 export type ReduceOp = "sum" | "avg" | "max" | "min" | "product";
@@ -47,7 +48,12 @@ export interface CollectiveOptions {
   timeoutMs?: number;
 }
 
-export class DistributedError extends Error {}
+export class DistributedError extends MocoError {
+  override name = "DistributedError";
+  constructor(message: string, options?: MocoErrorOptions) {
+    super("ERR_DISTRIBUTED", message, options);
+  }
+}
 
 function checkInt(value: number, name: string, op: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (!Number.isSafeInteger(value) || value < min || value > max) {

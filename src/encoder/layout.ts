@@ -4,6 +4,7 @@
 // before any module is built, with the reason spelled out.
 import { RESNET_ARCHS, type BlockKind, type ResNetArch } from "../nn/index.js";
 import type { Tensor } from "../torch/index.js";
+import { MocoError, type MocoErrorOptions } from "../errors.js";
 
 export type HeadLayout =
   | { kind: "none" }
@@ -24,8 +25,11 @@ export interface ResNetLayout {
   head: HeadLayout;
 }
 
-export class LayoutError extends Error {
-  override readonly name = "LayoutError";
+export class LayoutError extends MocoError {
+  override name = "LayoutError";
+  constructor(message: string, options?: MocoErrorOptions) {
+    super("ERR_LAYOUT", message, options);
+  }
 }
 
 function shapeOf(stateDict: ReadonlyMap<string, Tensor>, key: string, rank: number, what: string): number[] {

@@ -5,9 +5,9 @@
 // PyTorch's zip format, its legacy format, or safetensors.
 import { closeSync, openSync, readSync } from "node:fs";
 
-import { MocoError } from "../errors.js";
 import { readSafetensors } from "../io/index.js";
 import { Tensor, load, type Saveable } from "../torch/index.js";
+import { MocoError, type MocoErrorOptions } from "../errors.js";
 
 export type EncoderSource = "moco-ts" | "moco" | "lincls" | "torchvision" | "safetensors";
 
@@ -28,8 +28,11 @@ export interface FoundStateDict {
   metadata?: Record<string, string> | null;
 }
 
-export class CheckpointFormatError extends Error {
-  override readonly name = "CheckpointFormatError";
+export class CheckpointFormatError extends MocoError {
+  override name = "CheckpointFormatError";
+  constructor(message: string, options?: MocoErrorOptions) {
+    super("ERR_CHECKPOINT_FORMAT", message, options);
+  }
 }
 
 function sniffSafetensors(path: string): boolean {

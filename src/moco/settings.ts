@@ -1,4 +1,5 @@
 // MoCo's hyper-parameters and the checks that make impossible settings clear errors.
+import { MocoError } from "../errors.js";
 
 /** The method's own settings (the encoder and the optimisation are configured elsewhere). */
 export interface MoCoSettings {
@@ -19,7 +20,12 @@ export interface MoCoSettings {
 /** Official defaults (facebookresearch/moco main_moco.py). */
 export const MOCO_DEFAULTS: MoCoSettings = { dim: 128, K: 65536, m: 0.999, T: 0.07, mlp: false, symmetric: false };
 
-export class MoCoSettingsError extends RangeError {}
+export class MoCoSettingsError extends MocoError {
+  override name = "MoCoSettingsError";
+  constructor(message: string) {
+    super("ERR_MOCO_SETTINGS", message);
+  }
+}
 
 function fail(message: string): never {
   throw new MoCoSettingsError(message);

@@ -11,6 +11,7 @@
 // configuration values (numbers, strings, booleans, functions, frozen arrays); `copy()` copies them
 // shallowly. Do not keep state in `#private` fields: `copy()` cannot see them.
 import { DTYPES, Tensor, keep, noGrad, type DType, type MemoryFormat, type Shape } from "../torch/index.js";
+import { MocoError } from "../errors.js";
 
 /** A state dict: names to tensors, in PyTorch's order (an ordered Map, like Python's OrderedDict). */
 export type StateDict = Map<string, Tensor>;
@@ -42,7 +43,8 @@ export interface ShapeMismatch {
 }
 
 /** Raised by loadStateDict; nothing is copied when it is thrown. */
-export class StateDictError extends Error {
+export class StateDictError extends MocoError {
+  override name = "StateDictError";
   readonly missingKeys: readonly string[];
   readonly unexpectedKeys: readonly string[];
   readonly mismatchedKeys: readonly ShapeMismatch[];
@@ -63,8 +65,7 @@ export class StateDictError extends Error {
           ` the shape in current model is [${m.expected.join(", ")}].`,
       );
     }
-    super(lines.join("\n"));
-    this.name = "StateDictError";
+    super("ERR_STATE_DICT", lines.join("\n"));
     this.missingKeys = missingKeys;
     this.unexpectedKeys = unexpectedKeys;
     this.mismatchedKeys = mismatchedKeys;

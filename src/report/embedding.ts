@@ -6,7 +6,7 @@ import sharp from "sharp";
 
 import type { ImageDataset } from "../data/dataset.js";
 import type { Split } from "../data/fashion-mnist.js";
-import { DATASET_KINDS, openDataset, type DatasetKind } from "../data/open.js";
+import { isDatasetName, openDataset } from "../data/registry.js";
 import { Random } from "../data/random.js";
 import { embed } from "../encoder/embed.js";
 import { loadEncoder } from "../encoder/encoder.js";
@@ -64,13 +64,13 @@ export async function thumbnailUri(image: Tensor, side: number): Promise<string>
 
 async function openHeldOut(run: RunRecord, size: number): Promise<ImageDataset> {
   const kind = run.config["dataset"];
-  if (typeof kind !== "string" || !(DATASET_KINDS as readonly string[]).includes(kind))
+  if (!isDatasetName(kind))
     throw new ReportInputError(`${run.dir}: config.json names no dataset moco-ts opens (${JSON.stringify(kind)})`);
   const data = run.config["data"];
   const root = typeof data === "string" ? { root: data } : {};
   const open = (split: Split | undefined) =>
     openDataset({
-      kind: kind as DatasetKind,
+      kind,
       ...root,
       ...(split === undefined ? {} : { split }),
       folder: { size },

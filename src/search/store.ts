@@ -17,6 +17,7 @@ import { embedDataset, type EmbedOptions } from "../encoder/embed.js";
 import type { Encoder, FeatureKind } from "../encoder/encoder.js";
 import { NpyRowWriter, SafetensorsRowWriter, readNpy, writeNpy } from "../io/index.js";
 import type { Tensor } from "../torch/index.js";
+import { MocoError, type MocoErrorOptions } from "../errors.js";
 
 export const INDEX_FILES = {
   npy: "embeddings.npy",
@@ -130,8 +131,11 @@ export interface EmbeddingIndex {
   dispose(): void;
 }
 
-export class IndexError extends Error {
-  override readonly name = "IndexError";
+export class IndexError extends MocoError {
+  override name = "IndexError";
+  constructor(message: string, options?: MocoErrorOptions) {
+    super("ERR_INDEX", message, options);
+  }
 }
 
 export function readEmbeddingIndex(dir: string): EmbeddingIndex {

@@ -19,7 +19,7 @@ import sharp from "sharp";
 import type { ImageDataset } from "../data/dataset.js";
 import type { Split } from "../data/fashion-mnist.js";
 import { decodeImage } from "../data/image-folder.js";
-import { DATASET_KINDS, openDataset, type DatasetKind } from "../data/open.js";
+import { isDatasetName, openDataset } from "../data/registry.js";
 import { embed } from "../encoder/embed.js";
 import { loadEncoder, type Encoder } from "../encoder/encoder.js";
 import { Preprocessor } from "../encoder/preprocess.js";
@@ -194,9 +194,9 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const canAdd = resolve(checkpoint) === resolve(meta.checkpoint);
   const preprocessor = new Preprocessor(encoder, channels, { size: meta.imageSize });
   let dataset: ImageDataset | null = null;
-  if (meta.dataset.kind !== "folder" && (DATASET_KINDS as readonly string[]).includes(meta.dataset.kind)) {
+  if (meta.dataset.kind !== "folder" && isDatasetName(meta.dataset.kind)) {
     dataset = await openDataset({
-      kind: meta.dataset.kind as DatasetKind,
+      kind: meta.dataset.kind,
       ...(meta.dataset.root === null ? {} : { root: meta.dataset.root }),
       split: (meta.dataset.split ?? "train") as Split,
     }).catch((error: unknown) => {

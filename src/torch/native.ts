@@ -5,6 +5,8 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
+import { TorchError } from "../errors.js";
+
 declare const handleBrand: unique symbol;
 /** An opaque reference to one at::Tensor, owned by exactly one Tensor object. */
 export type NativeHandle = { readonly [handleBrand]: true };
@@ -18,6 +20,8 @@ type Un = (self: H) => H;
 type InPlace = (self: H, other: H | Scalar) => void;
 
 export interface NativeBinding {
+  // args.cc: the class every native error is constructed as, new C(op, message)
+  setErrorClass(ctor: (new (op: string, message: string) => Error) | null): void;
   // creation.cc
   empty(shape: Ints, dtype: number | null, device: string | null): H;
   zeros(shape: Ints, dtype: number | null, device: string | null): H;
@@ -290,3 +294,7 @@ function loadBinding(): NativeBinding {
 }
 
 export const native: NativeBinding = loadBinding();
+// Once, here: every op's error then arrives as a TorchError (op, code) with no wrapper per call.
+if (typeof native.setErrorClass !== "function")
+  throw new Error("moco-ts: the native addon is older than the sources; rebuild it with `npm run build:native`.");
+native.setErrorClass(TorchError);

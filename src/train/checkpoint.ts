@@ -8,7 +8,8 @@ import type { EncoderInput } from "../encoder/input.js";
 import { removeStaleTemporaries } from "../io/index.js";
 import type { SGDStateDict } from "../optim/index.js";
 import { load, save, type Saveable, type Tensor } from "../torch/index.js";
-import type { PretrainConfig } from "./config.js";
+import { pretrainConfigSchema, type PretrainConfig } from "./config.js";
+import { MocoError, type MocoErrorOptions } from "../errors.js";
 
 export const CHECKPOINT_FORMAT = 1;
 export const STATE_DICT_PREFIX = "module.";
@@ -38,7 +39,12 @@ export interface PretrainCheckpoint {
   moco_ts: ResumeState;
 }
 
-export class CheckpointError extends Error {}
+export class CheckpointError extends MocoError {
+  override name = "CheckpointError";
+  constructor(message: string, options?: MocoErrorOptions) {
+    super("ERR_CHECKPOINT", message, options);
+  }
+}
 
 /**
  * Writes atomically (temp file + rename): an interrupted write leaves the previous file intact, and
@@ -87,6 +93,14 @@ const isNumber = (v: unknown): v is number => typeof v === "number";
 const isString = (v: unknown): v is string => typeof v === "string";
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
+/** The run's saved configuration, checked against the schema a run is started with (never cast). */
+function savedConfig(value: Record<string, unknown>, path: string): PretrainConfig {
+  const parsed = pretrainConfigSchema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => `${issue.path.join(".") || "(top level)"}: ${issue.message}`);
+  throw new CheckpointError(`${path}: the saved configuration (moco_ts.config) is invalid: ${problems.join("; ")}`);
+}
+
 /** Reads a checkpoint written by writeCheckpoint, with the `module.` prefix removed from the keys. */
 export function readCheckpoint(path: string): PretrainCheckpoint {
   if (!existsSync(path)) throw new CheckpointError(`${path}: no such checkpoint`);
@@ -120,7 +134,7 @@ export function readCheckpoint(path: string): PretrainCheckpoint {
     optimizer: field(root, "optimizer", isObject, "an optimizer state dict", path) as unknown as SGDStateDict,
     moco_ts: {
       format,
-      config: field(ours, "config", isObject, "the run's configuration", path) as unknown as PretrainConfig,
+      config: savedConfig(field(ours, "config", isObject, "the run's configuration", path), path),
       step: field(ours, "step", isNumber, "a number", path),
       epochStep: field(ours, "epoch_step", isNumber, "a number", path),
       torchRng: ours["torch_rng"] as Tensor,

@@ -6,10 +6,9 @@ import { extname } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 
+import { DATASET_NAMES } from "../data/registry.js";
+import { MocoError } from "../errors.js";
 import { RESNET_ARCHS, type ResNetArch } from "../nn/index.js";
-
-export const DATASETS = ["fashion-mnist", "mnist", "cifar10", "cifar100", "folder"] as const;
-export type DatasetName = (typeof DATASETS)[number];
 
 const positiveInt = z.number().int().positive();
 const nonNegative = z.number().nonnegative();
@@ -17,7 +16,7 @@ const nonNegative = z.number().nonnegative();
 export const pretrainConfigSchema = z
   .object({
     // data
-    dataset: z.enum(DATASETS),
+    dataset: z.enum(DATASET_NAMES),
     /** Folder of the data; null = the dataset's default location. */
     data: z.string().nullable(),
     /** Train on the first N training images only. */
@@ -72,11 +71,11 @@ export const pretrainConfigSchema = z
     // run
     seed: z.number().int().nonnegative(),
     threads: positiveInt.nullable(),
-    /** Where the model runs ("cpu", "cuda", "cuda:N"); absent = "cpu". */
+    /** Where the network runs, named as in PyTorch; absent in checkpoints older than the option: the CPU. */
     device: z
       .string()
-      .regex(/^(cpu|cuda(:\d+)?)$/, 'expected "cpu", "cuda" or "cuda:N"')
-      .optional(),
+      .regex(/^(cpu|cuda(:\d+)?)$/, { message: "must be cpu, cuda or cuda:N" })
+      .default("cpu"),
     /** Stop after this many steps in all (for quick trials). */
     maxSteps: positiveInt.nullable(),
     out: z.string(),
@@ -106,6 +105,7 @@ const COMMON = {
   printFreq: 10,
   seed: 0,
   threads: null,
+  device: "cpu",
   maxSteps: null,
   symmetric: false,
 } satisfies Partial<PretrainConfig>;
@@ -191,19 +191,109 @@ export const PRESETS = {
 
 export type PresetName = keyof typeof PRESETS;
 
-export class ConfigError extends Error {}
-
-function formatIssues(error: z.ZodError, source: string): string {
-  return error.issues
-    .map((issue) => {
-      const path = issue.path.join(".") || "(top level)";
-      return `${source}: ${path}: ${issue.message}`;
-    })
-    .join("\n");
+export class ConfigError extends MocoError {
+  override name = "ConfigError";
+  constructor(message: string) {
+    super("ERR_CONFIG", message);
+  }
 }
 
-/** Reads a JSON or YAML config file into a partial config (its keys checked by `resolveConfig`). */
-export function readConfigFile(path: string): Record<string, unknown> {
+/** One source of configuration values, applied over the ones before it. */
+export interface ConfigLayer {
+  /** Where the values come from, for messages: a file's path, COMMAND_LINE, a checkpoint. */
+  source: string;
+  /** Values by configuration key (camelCase, as in config.json). */
+  values: Record<string, unknown>;
+  /** How the user wrote each key there ("--moco-m", "moco_m"), so messages name what they wrote. */
+  names?: Readonly<Record<string, string>>;
+}
+
+/** The source of the flags' layer: its messages need no "where" (the flag says it). */
+export const COMMAND_LINE = "command line";
+
+/**
+ * Official spellings (main_moco.py's flags as config keys) that are not the snake_case or
+ * kebab-case form of one of ours.
+ */
+const KEY_ALIASES: Readonly<Record<string, keyof PretrainConfig>> = {
+  learningRate: "lr",
+  weightDecay: "wd",
+  a: "arch",
+  b: "batchSize",
+};
+
+/** Our key for a name written in a config file: camelCase, snake_case or kebab-case, or an official alias. */
+export function configKey(name: string): string {
+  const camel = name.replace(/[_-]+([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+  return KEY_ALIASES[camel] ?? camel;
+}
+
+/** The closest of `candidates` to `name` when it is close enough to be a typo. */
+export function closest(name: string, candidates: Iterable<string>): string | null {
+  let best: string | null = null;
+  let bestDistance = Math.max(2, Math.floor(name.length / 3)) + 1;
+  for (const candidate of candidates) {
+    const d = editDistance(name.toLowerCase(), candidate.toLowerCase());
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/** Levenshtein distance. */
+export function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length] as number;
+}
+
+function show(value: unknown): string {
+  return typeof value === "number" ? String(value) : JSON.stringify(value);
+}
+
+/** A schema issue said as what the value must be, e.g. "must be > 0, got -1". */
+function describeIssue(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case "too_small":
+      if (issue.origin === "number") return `must be ${issue.inclusive === true ? ">=" : ">"} ${String(issue.minimum)}`;
+      break;
+    case "too_big":
+      if (issue.origin === "number") return `must be ${issue.inclusive === true ? "<=" : "<"} ${String(issue.maximum)}`;
+      break;
+    case "invalid_type":
+      if (issue.expected === "int") return "must be an integer";
+      if (issue.expected === "boolean") return "must be true or false";
+      return `must be ${issue.expected === "array" ? "a list" : `a ${issue.expected}`}`;
+    case "invalid_value":
+      return `must be one of ${issue.values.map(String).join(", ")}`;
+    default:
+      break;
+  }
+  return issue.message;
+}
+
+/** The first problem of `value` for `key`, as a message naming `name` (what the user wrote). */
+function checkValue(key: keyof PretrainConfig, value: unknown, name: string): string | null {
+  const parsed = pretrainConfigSchema.shape[key].safeParse(value);
+  if (parsed.success) return null;
+  const issue = parsed.error.issues[0];
+  if (issue === undefined) return `${name} is invalid`;
+  const element = issue.path.length > 0 ? `[${issue.path.join("][")}]` : "";
+  const got = issue.path.length > 0 ? (value as unknown[])[issue.path[0] as number] : value;
+  return `${name}${element} ${describeIssue(issue)}, got ${show(got)}`;
+}
+
+/** Reads a JSON or YAML config file: keys in camelCase, snake_case (main_moco.py's) or kebab-case. */
+export function readConfigLayer(path: string): ConfigLayer {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -221,28 +311,61 @@ export function readConfigFile(path: string): Record<string, unknown> {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new ConfigError(`config file ${path}: expected a mapping of option names to values`);
   }
-  return value as Record<string, unknown>;
+  const values: Record<string, unknown> = {};
+  const names: Record<string, string> = {};
+  for (const [written, entry] of Object.entries(value as Record<string, unknown>)) {
+    const key = configKey(written);
+    const earlier = names[key];
+    if (earlier !== undefined) throw new ConfigError(`${path}: '${earlier}' and '${written}' are the same option`);
+    values[key] = entry;
+    names[key] = written;
+  }
+  return { source: path, values, names };
 }
 
-/** preset ← config file ← flags, validated as a whole. */
-export function resolveConfig(
-  preset: PresetName,
-  layers: { source: string; values: Record<string, unknown> }[],
-): PretrainConfig {
+/** Reads a JSON or YAML config file into a partial config, keys as in config.json (checked by `resolveConfig`). */
+export function readConfigFile(path: string): Record<string, unknown> {
+  return readConfigLayer(path).values;
+}
+
+/**
+ * preset ← config file ← flags. Each layer's values are checked where they are given, so a bad value
+ * in a file is an error even when a flag overrides it, and the message names the key or flag the user
+ * wrote.
+ */
+export function resolveConfig(preset: PresetName, layers: readonly ConfigLayer[]): PretrainConfig {
   const base = PRESETS[preset];
   if (base === undefined)
     throw new ConfigError(`unknown preset '${String(preset)}' (one of ${Object.keys(PRESETS).join(", ")})`);
   let merged: Record<string, unknown> = { ...base, out: `runs/${preset}` };
+  const keys = Object.keys(pretrainConfigSchema.shape);
   for (const layer of layers) {
-    const unknown = Object.keys(layer.values).filter((key) => !(key in pretrainConfigSchema.shape));
+    const where = layer.source === COMMAND_LINE ? "" : `${layer.source}: `;
+    const unknown = Object.keys(layer.values).filter((key) => !Object.hasOwn(pretrainConfigSchema.shape, key));
     if (unknown.length > 0) {
+      const written = unknown.map((key) => layer.names?.[key] ?? key);
+      const guess = written.length === 1 ? closest(written[0] as string, keys) : null;
       throw new ConfigError(
-        `${layer.source}: unknown option${unknown.length > 1 ? "s" : ""} ${unknown.map((k) => `'${k}'`).join(", ")}`,
+        `${where}unknown option${unknown.length > 1 ? "s" : ""} ${written.map((k) => `'${k}'`).join(", ")}` +
+          (guess === null ? "" : ` (did you mean '${guess}'?)`),
       );
+    }
+    for (const [key, value] of Object.entries(layer.values)) {
+      const problem = checkValue(key as keyof PretrainConfig, value, layer.names?.[key] ?? key);
+      if (problem !== null) throw new ConfigError(`${where}${problem}`);
     }
     merged = { ...merged, ...layer.values };
   }
   const parsed = pretrainConfigSchema.safeParse(merged);
   if (!parsed.success) throw new ConfigError(formatIssues(parsed.error, "config"));
   return parsed.data;
+}
+
+function formatIssues(error: z.ZodError, source: string): string {
+  return error.issues
+    .map((issue) => {
+      const path = issue.path.join(".") || "(top level)";
+      return `${source}: ${path}: ${issue.message}`;
+    })
+    .join("\n");
 }

@@ -1,15 +1,10 @@
 // The data of a pretraining run, opened from its configuration: the training images, the labeled
 // splits of the kNN monitor, and the augmentation pipelines.
-import { existsSync } from "node:fs";
-import { join } from "node:path";
-
 import { mocoV1Config, mocoV2Config, type AugmentConfig } from "../data/augment.js";
-import { openCifar10, openCifar100 } from "../data/cifar.js";
 import type { ImageDataset } from "../data/dataset.js";
-import { openFashionMnist, openMnist } from "../data/fashion-mnist.js";
-import { openImageFolder } from "../data/image-folder.js";
 import type { Split } from "../data/fashion-mnist.js";
-import type { PretrainConfig } from "./config.js";
+import { DATASETS, datasetRoot } from "../data/registry.js";
+import { ConfigError, type PretrainConfig } from "./config.js";
 
 export interface PretrainData {
   train: ImageDataset;
@@ -23,34 +18,22 @@ export interface PretrainData {
   dispose(): void;
 }
 
-function requireDir(config: PretrainConfig): string {
-  if (config.data === null) throw new Error(`--dataset ${config.dataset} needs the data folder: moco pretrain DIR`);
-  return config.data;
+function dataDir(config: PretrainConfig): string {
+  if (config.data === null && DATASETS[config.dataset].defaultRoot === null)
+    throw new ConfigError(`--dataset ${config.dataset} needs the data folder: moco pretrain DIR`);
+  return datasetRoot(config.dataset, config.data);
 }
 
+/** A split of the configured dataset through the registry; null when a folder has no such split. */
 async function openSplit(config: PretrainConfig, split: Split, workingSize: number): Promise<ImageDataset | null> {
-  switch (config.dataset) {
-    case "fashion-mnist":
-      return openFashionMnist({ ...(config.data === null ? {} : { dir: config.data }), split });
-    case "mnist":
-      return openMnist({ dir: requireDir(config), split });
-    case "cifar10":
-      return openCifar10({ dir: requireDir(config), split });
-    case "cifar100":
-      return openCifar100({ dir: requireDir(config), split });
-    case "folder": {
-      const root = requireDir(config);
-      const hasSplits = existsSync(join(root, "train"));
-      if (split === "test" && !(hasSplits && (existsSync(join(root, "val")) || existsSync(join(root, "test")))))
-        return null;
-      return openImageFolder({
-        root,
-        ...(hasSplits ? { split } : {}),
-        size: workingSize,
-        skipBadImages: config.skipBadImages,
-      });
-    }
-  }
+  const root = dataDir(config);
+  const entry = DATASETS[config.dataset];
+  const present = entry.splits(root);
+  if (split === "test" && !present.test) return null;
+  return entry.open(root, present.flat ? undefined : split, {
+    size: workingSize,
+    skipBadImages: config.skipBadImages,
+  });
 }
 
 /** Opens the data a run needs. Folders decode to a working size a little above the crop size. */
@@ -63,6 +46,8 @@ export async function openPretrainData(config: PretrainConfig): Promise<Pretrain
   if (fullTrain === null) throw new Error("no training data");
   const opened: ImageDataset[] = [fullTrain];
   try {
+    // At most the whole set: a preset's subset (fashion-mnist's 10000) also applies to smaller data.
+    // A subset the user asked for is checked against the data by the CLI (pretrain-command.ts).
     const train = config.subset === null ? fullTrain : fullTrain.subset(Math.min(config.subset, fullTrain.length));
     if (train !== fullTrain) opened.push(train);
     const labeled = train.labels !== null && train.numClasses > 0;

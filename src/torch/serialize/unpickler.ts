@@ -4,6 +4,7 @@
 // and REDUCE/NEWOBJ/BUILD apply our own implementation of those few names, so a malicious
 // checkpoint can at worst make loading fail.
 import { HIGHEST_PROTOCOL, OP } from "./opcodes.js";
+import { MocoError, type MocoErrorOptions } from "../../errors.js";
 
 /** What a torch persistent id names: one storage, `data/<key>` in a zip checkpoint. */
 export interface StorageRef {
@@ -29,8 +30,11 @@ export interface StorageView {
 export type PickleFormat = "zip" | "legacy";
 
 /** A pickle that ends before its STOP; legacy files, which hold pickles back to back, retry longer. */
-export class TruncatedPickleError extends Error {
+export class TruncatedPickleError extends MocoError {
   override name = "TruncatedPickleError";
+  constructor(message: string, options?: MocoErrorOptions) {
+    super("ERR_TRUNCATED_PICKLE", message, options);
+  }
 }
 
 /** The arguments of torch._utils._rebuild_tensor_v2 once checked. */

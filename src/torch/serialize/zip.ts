@@ -6,6 +6,7 @@
 import { fstatSync, readSync, writeSync } from "node:fs";
 import { inflateRawSync } from "node:zlib";
 import { crc32 } from "./crc32.js";
+import { MocoError, type MocoErrorOptions } from "../../errors.js";
 
 const LOCAL_HEADER_SIG = 0x04034b50;
 const CENTRAL_HEADER_SIG = 0x02014b50;
@@ -37,8 +38,11 @@ const MAX_DEFLATE_RATIO = 1032;
 const DEFLATE_SLACK = 1024;
 
 /** An error in the archive itself; the message names the archive. */
-export class ZipFormatError extends Error {
+export class ZipFormatError extends MocoError {
   override name = "ZipFormatError";
+  constructor(message: string, options?: MocoErrorOptions) {
+    super("ERR_ZIP_FORMAT", message, options);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
