@@ -8,7 +8,7 @@
 // full). Static files are a fixed list (the page and onnxruntime-web's own files), never a path from
 // the request. close() lets in-flight requests finish.
 import { createHash, timingSafeEqual } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { basename, dirname, join, resolve } from "node:path";
 
@@ -32,6 +32,7 @@ import { indexMap, type IndexMap } from "./map.js";
 import { openApiDocument } from "./openapi.js";
 import { servePage } from "./page.js";
 import { IMAGE_EXTENSIONS, sniffImage } from "./sniff.js";
+import { writeFileAtomic } from "../util/atomic-file.js";
 
 export interface ServeOptions {
   /** The index folder `moco embed` wrote. */
@@ -435,9 +436,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     const entries = upload.images.map((image, i) => {
       const format = sniffImage(image.bytes) ?? "png";
       const file = `${createHash("sha256").update(image.bytes).digest("hex").slice(0, 24)}.${IMAGE_EXTENSIONS[format]}`;
-      const temporary = join(folder, `.${file}.tmp-${process.pid}`);
-      writeFileSync(temporary, image.bytes);
-      renameSync(temporary, join(folder, file));
+      writeFileAtomic(join(folder, file), image.bytes, "POST /v1/index");
       return {
         id: id ?? `${ADDED_DIR}/${file}`,
         label,
