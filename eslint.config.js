@@ -2,7 +2,7 @@ import js from "@eslint/js";
 import boundaries from "eslint-plugin-boundaries";
 import tseslint from "typescript-eslint";
 
-// The one-way layers of src/ (design.md §1, style.md point 10), enforced by
+// The one-way layers of src/ (docs/architecture.md §1), enforced by
 // eslint-plugin-boundaries. Bottom-up; a file may import its own layer and the layers of lower
 // rank, never a layer of higher rank nor a sibling of the same rank. The order is the one today's
 // imports have (train imports eval for the kNN monitor and encoder for initial weights; dist

@@ -1,5 +1,5 @@
 // No import cycles in src/: a cycle works only as long as no module of it uses an imported value
-// at load time, and breaks, with an undefined binding, the day one does (design.md §1: the layers
+// at load time, and breaks, with an undefined binding, the day one does (docs/architecture.md §1: the layers
 // import one way). Type-only imports are erased by TypeScript and cannot break a load, but they
 // are held to the same rule, with one stated exception.
 import assert from "node:assert/strict";

@@ -1,6 +1,6 @@
 // Random augmentation pipelines applied to whole batches, with parameters drawn per image as
 // torchvision's transforms draw them, from our own seeded generator (random.ts), and the
-// MoCo v1/v2 pipelines (design.md §3; the official main_moco.py) plus the official CIFAR demo's.
+// MoCo v1/v2 pipelines (the official main_moco.py) plus the official CIFAR demo's.
 // One unit per file in ./augment/:
 //   steps.ts           the step types, the configuration and its validation
 //   sampling.ts        the parameters drawn per image (torchvision's get_params and coins)

@@ -1,5 +1,5 @@
 // nn.BatchNorm2d with PyTorch's forward (num_batches_tracked, momentum=null as a cumulative
-// average), and the split BatchNorm of the official MoCo CIFAR-10 demo (design.md §3).
+// average), and the split BatchNorm of the official MoCo CIFAR-10 demo (the official CIFAR-10 demo).
 import { F, noGrad, ones, zeros, type Tensor } from "../torch/index.js";
 import { Module } from "./module.js";
 

@@ -77,7 +77,7 @@ function dimsArg(dim: number | Shape | undefined, op: string): number[] | null {
 }
 
 // ---- the GC safety net ------------------------------------------------------------------------
-// A tensor that is never disposed is freed when V8 collects its Tensor (design.md §2: the backstop,
+// A tensor that is never disposed is freed when V8 collects its Tensor (docs/architecture.md §4: the backstop,
 // not the plan). Registering every tensor with a FinalizationRegistry would cost more than a small op
 // (~0.4 µs), and most tensors die young: disposed explicitly or by their scope. So a tensor owned by a
 // scope is registered only if it outlives its scopes (see `unscoped`), and a tensor created outside

@@ -120,7 +120,7 @@ const MOCO_V1: Omit<PretrainConfig, "out"> = {
   mocoM: 0.999,
   mocoT: 0.07,
   mlp: false,
-  bnSplits: 8, // one process: split BN stands in for the multi-GPU shuffle (design.md §3)
+  bnSplits: 8, // one process: split BN stands in for the multi-GPU shuffle (the official CIFAR-10 demo)
   epochs: 200,
   batchSize: 256,
   lr: 0.03,

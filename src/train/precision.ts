@@ -2,7 +2,7 @@
 // conv weights are channels-last. bfloat16 pays only where the CPU computes it natively: oneDNN runs
 // bf16 convolutions and matrix products with AVX512-BF16 or AMX instructions, and elsewhere emulates
 // them more slowly than float32. Measured on an AMD EPYC Zen 5 (avx512_bf16), 2 threads, official MoCo
-// code (docs in design.md §6/§7): the MoCo step 2.1× faster with bf16 autocast + channels_last, the
+// code, issue #15: the MoCo step 2.1× faster with bf16 autocast + channels_last, the
 // plain supervised step 5.3×, channels_last alone 1.6× in float32; the kNN after 5 epochs unchanged.
 import { readFileSync } from "node:fs";
 

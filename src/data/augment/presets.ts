@@ -1,4 +1,4 @@
-// The MoCo v1/v2 pipelines (design.md §3; the official main_moco.py) and the official CIFAR demo's.
+// The MoCo v1/v2 pipelines (the official main_moco.py) and the official CIFAR demo's.
 import { IMAGENET_STATS, type ChannelStats } from "../dataset.js";
 import type { AugmentConfig, Range } from "./steps.js";
 
