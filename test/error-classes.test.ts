@@ -37,6 +37,17 @@ const INSTANCES: Record<string, [Error, string]> = {
   StateDictError: [new lib.StateDictError("net", ["a"], [], []), "ERR_STATE_DICT"],
   TruncatedPickleError: [new lib.TruncatedPickleError("m"), "ERR_TRUNCATED_PICKLE"],
   ZipFormatError: [new lib.ZipFormatError("m"), "ERR_ZIP_FORMAT"],
+  AutocastError: [new lib.AutocastError("m"), "ERR_AUTOCAST"],
+  CyclicValueError: [new lib.CyclicValueError("m"), "ERR_CYCLIC_VALUE"],
+  Detectron2ExportError: [new lib.Detectron2ExportError("m"), "ERR_DETECTRON2_EXPORT"],
+  EncoderInputError: [new lib.EncoderInputError("m"), "ERR_ENCODER_INPUT"],
+  OnnxFormatError: [new lib.OnnxFormatError("m"), "ERR_ONNX_FORMAT"],
+  ReportInputError: [new lib.ReportInputError("m"), "ERR_REPORT_INPUT"],
+  PrecisionError: [new lib.PrecisionError("m"), "ERR_PRECISION"],
+  ServeError: [new lib.ServeError(400, "ERR_BAD_REQUEST", "m"), "ERR_BAD_REQUEST"],
+  QueueFullError: [new lib.QueueFullError(4), "ERR_BUSY"],
+  ShuttingDownError: [new lib.ShuttingDownError(), "ERR_SHUTTING_DOWN"],
+  IndexLogError: [new lib.IndexLogError("m"), "ERR_INDEX_LOG"],
 };
 
 test("every exported error class is a MocoError with its own name and a code", () => {
