@@ -18,11 +18,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 
-import sharp from "sharp";
-
-import { openFashionMnist } from "../src/data/fashion-mnist.js";
 import { ReportInputError, readRuns, writeRunReport } from "../src/report/index.js";
 import { networkRequests, openLocalPage } from "./helpers/browser.js";
+import { writeFashionPngs } from "./helpers/fashion-folder.js";
 
 const root = mkdtempSync(join(tmpdir(), "moco-report-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -41,25 +39,7 @@ function moco(args: string[]) {
 }
 
 before(async () => {
-  const data = openFashionMnist({ split: "test" });
-  try {
-    const labels = data.labels?.toArray() ?? [];
-    for (const [label, name] of CLASSES) {
-      const indices = labels.flatMap((l, i) => (l === label ? [i] : [])).slice(0, 32 + TEST_PER_CLASS);
-      for (const [j, index] of indices.entries()) {
-        const split = j < 32 ? "train" : "test";
-        const dir = join(folder, split, name);
-        mkdirSync(dir, { recursive: true });
-        const image = data.batch([index]);
-        await sharp(Buffer.from(image.toBytes()), { raw: { width: 28, height: 28, channels: 1 } })
-          .png()
-          .toFile(join(dir, `${index}.png`));
-        image.dispose();
-      }
-    }
-  } finally {
-    data.dispose();
-  }
+  await writeFashionPngs(CLASSES, 32 + TEST_PER_CLASS, (name, j) => join(folder, j < 32 ? "train" : "test", name));
   const common = ["--width", "4", "--batch-size", "32", "--bn-splits", "2", "--moco-k", "64", "--moco-dim", "16"];
   const tiny = [...common, "--image-size", "28", "--epochs", "2", "--knn-every", "1", "--threads", "1"];
   for (const [out, lr] of [

@@ -9,13 +9,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 
-import sharp from "sharp";
-
-import { openFashionMnist } from "../src/data/fashion-mnist.js";
 import { readNpy } from "../src/io/index.js";
 import { resnet } from "../src/nn/index.js";
 import { manualSeed, save } from "../src/torch/index.js";
 import { networkRequests, openLocalPage } from "./helpers/browser.js";
+import { writeFashionPngs } from "./helpers/fashion-folder.js";
 
 const root = mkdtempSync(join(tmpdir(), "moco-search-page-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -32,25 +30,10 @@ function moco(args: string[]) {
 }
 
 before(async () => {
-  const data = openFashionMnist({ split: "test" });
-  try {
-    const labels = data.labels?.toArray() ?? [];
-    for (const [label, name] of CLASSES) {
-      const indices = labels.flatMap((l, i) => (l === label ? [i] : [])).slice(0, PER_CLASS + 1);
-      for (const [j, index] of indices.entries()) {
-        // The first image of each class stays out of the index: a query the index has never seen.
-        const dir = j === 0 ? join(root, "queries", name) : join(folder, name);
-        mkdirSync(dir, { recursive: true });
-        const image = data.batch([index]);
-        await sharp(Buffer.from(image.toBytes()), { raw: { width: 28, height: 28, channels: 1 } })
-          .png()
-          .toFile(join(dir, `${index}.png`));
-        image.dispose();
-      }
-    }
-  } finally {
-    data.dispose();
-  }
+  // The first image of each class stays out of the index: a query the index has never seen.
+  await writeFashionPngs(CLASSES, PER_CLASS + 1, (name, j) =>
+    j === 0 ? join(root, "queries", name) : join(folder, name),
+  );
   // An untrained encoder is enough to exercise the page (and its neighbours still favour the class).
   manualSeed(0);
   const model = resnet("resnet18", { numClasses: 0, width: 4, cifarStem: true });

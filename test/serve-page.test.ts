@@ -7,20 +7,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 
-import { chromium, type Browser } from "playwright-core";
+import type { Browser } from "playwright-core";
 
 import { startServer, type RunningServer } from "../src/serve/server.js";
+import { launchChromium } from "./helpers/browser.js";
 import { makeServeFixture, type ServeFixture } from "./helpers/serve-fixture.js";
-
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--no-first-run",
-  "--disable-sync",
-];
 
 const root = mkdtempSync(join(tmpdir(), "moco-serve-page-"));
 let fixture: ServeFixture;
@@ -49,7 +40,7 @@ interface PageGlobals {
 before(async () => {
   fixture = await makeServeFixture(root);
   server = await startServer({ index: fixture.index, port: 0 });
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();

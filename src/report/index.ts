@@ -6,7 +6,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 
-import { AtomicFile } from "../util/atomic-file.js";
+import { writeFileAtomic } from "../util/atomic-file.js";
 import {
   confusionChart,
   embeddingChart,
@@ -131,14 +131,7 @@ export async function writeRunReport(runDirs: readonly string[], options: RunRep
   const intro = `<p class="note">Written by moco report on ${new Date().toISOString()}.</p>${runTable(runs)}`;
   const html = reportPage(title, intro, sections);
   mkdirSync(dirname(options.out), { recursive: true });
-  const file = AtomicFile.create(options.out, "report");
   const bytes = new TextEncoder().encode(html);
-  try {
-    file.write(bytes);
-    file.commit();
-  } catch (error) {
-    file.abort();
-    throw error;
-  }
+  writeFileAtomic(options.out, bytes, "report");
   return { path: options.out, runs, charts, bytes: bytes.length };
 }

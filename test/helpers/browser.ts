@@ -6,6 +6,22 @@ import { pathToFileURL } from "node:url";
 
 export const CHROMIUM = "/usr/bin/chromium";
 
+/** Headless, and nothing of Chromium's own that would reach the network (updates, sync, ...). */
+export const CHROMIUM_ARGS: readonly string[] = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--no-first-run",
+  "--disable-sync",
+];
+
+/** Debian's Chromium, launched headless. */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS] });
+}
+
 export interface OpenedPage {
   page: Page;
   /** Console errors and uncaught exceptions, in order. */
@@ -17,18 +33,7 @@ export interface OpenedPage {
 
 /** Loads `file` (a path) and waits for it to settle; requests other than file:/data: are refused. */
 export async function openLocalPage(file: string): Promise<OpenedPage> {
-  const browser: Browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--no-first-run",
-      "--disable-sync",
-    ],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     const errors: string[] = [];
