@@ -2,6 +2,7 @@
 // the whole new content, never a part; no temporary file outlives a write, failed or not; errors
 // name the caller and the file. And it is the only one: no other module in src/ renames files.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
@@ -17,6 +18,17 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 const entries = (prefix: string): string[] => readdirSync(dir).filter((name) => name.startsWith(prefix));
 
 describe("writeFileAtomic", () => {
+  test("removes what a killed writer of the same path left, and only that", () => {
+    const path = join(dir, "killed.pth.tar");
+    // A finished child's pid names a process that no longer runs.
+    const gone = spawnSync(process.execPath, ["-e", ""]).pid;
+    writeFileSync(`${path}.tmp-${gone}-0`, "half a checkpoint");
+    writeFileSync(`${path}.tmp-1-0`, "init's, alive"); // pid 1 always runs: it may be writing now
+    writeFileAtomic(path, "whole", "test");
+    assert.deepEqual(entries("killed.pth.tar"), ["killed.pth.tar", "killed.pth.tar.tmp-1-0"]);
+    rmSync(`${path}.tmp-1-0`);
+  });
+
   test("writes text and bytes, replaces the previous content, leaves no temporary file", () => {
     const path = join(dir, "a.json");
     writeJsonAtomic(path, { step: 1, loss: [0.5] }, "test");

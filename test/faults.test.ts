@@ -11,7 +11,7 @@ import { after, describe, it } from "node:test";
 
 import { signalStatus, describeExit } from "../src/cli/launch.js";
 import { DistributedError, ProcessGroup } from "../src/dist/process-group.js";
-import { removeStaleTemporaries } from "../src/io/index.js";
+import { removeStaleTemporaries } from "../src/util/stale-temporaries.js";
 import { collectTensors } from "../src/encoder/sources.js";
 import { load, ones, save, zeros, type Saveable, type Tensor } from "../src/torch/index.js";
 import { ROOT } from "./helpers/dist.js";

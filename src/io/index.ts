@@ -8,4 +8,3 @@ export {
   type SafetensorsRowWriterOptions,
 } from "./safetensors.js";
 export { NpyRowWriter, readNpy, writeNpy, type NpyRowWriterOptions } from "./npy.js";
-export { removeStaleTemporaries } from "./stale-temporaries.js";

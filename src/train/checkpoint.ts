@@ -5,7 +5,7 @@ import { existsSync } from "node:fs";
 
 import type { RandomState } from "../data/random.js";
 import type { EncoderInput } from "../encoder/input.js";
-import { removeStaleTemporaries } from "../io/index.js";
+import { removeStaleTemporaries } from "../util/stale-temporaries.js";
 import type { SGDStateDict } from "../optim/index.js";
 import { load, save, type Saveable, type Tensor } from "../torch/index.js";
 import { pretrainConfigSchema, type PretrainConfig } from "./config.js";
@@ -51,7 +51,6 @@ export class CheckpointError extends MocoError {
  * the temporary file of a write that was killed is removed by the next write or resume.
  */
 export function writeCheckpoint(path: string, checkpoint: PretrainCheckpoint): void {
-  removeStaleTemporaries(path);
   const stateDict = new Map<string, Tensor>();
   for (const [key, tensor] of checkpoint.state_dict) stateDict.set(STATE_DICT_PREFIX + key, tensor);
   const { format, config, step, epochStep, torchRng, augmentRng, augmentRngByRank, input } = checkpoint.moco_ts;

@@ -8,6 +8,8 @@
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 
+import { removeStaleTemporaries } from "./stale-temporaries.js";
+
 /** writeSync moves at most ~2 GiB per call. */
 const MAX_WRITE = 1 << 30;
 
@@ -62,6 +64,8 @@ export class AtomicFile {
 
   /** Starts writing `path`; `op` names the caller in errors. */
   static create(path: string, op: string): AtomicFile {
+    // What a writer of this path killed earlier left behind goes first (stale-temporaries.ts).
+    removeStaleTemporaries(path);
     // The pid keeps processes apart, the counter two writers of one path in one process.
     const temporary = `${path}.tmp-${process.pid}-${temporaries++}`;
     try {
