@@ -18,6 +18,7 @@ import { collectTensors } from "../encoder/sources.js";
 import { DATA_FLAGS, openEvalData } from "./eval-data.js";
 import { ENCODER_FLAGS, encoderFromFlags, writeJson } from "./encoder-flags.js";
 import { listenForInterrupt } from "./interrupt.js";
+import { checkRunFolder, clearRunFolder, resolveResume } from "../util/run-folder.js";
 import { DEVICE_FLAG, FlagReader, UsageError, flagHelp, parseCommand, type Flag } from "./flags.js";
 
 const D = LINCLS_DEFAULTS;
@@ -69,8 +70,14 @@ const LINCLS_FLAGS: readonly Flag[] = [
   {
     flag: "resume",
     kind: "string",
-    meta: "FILE",
-    help: "continue from a lincls checkpoint (its settings, overridden by flags given)",
+    meta: "FILE|DIR|auto",
+    help: "continue from a lincls checkpoint (its settings, overridden by flags given): a file, a run folder, or auto (--out's run if there is one, else a fresh start)",
+  },
+  {
+    flag: "overwrite",
+    kind: "bool",
+    help: "replace the run already in --out (a folder with a checkpoint is otherwise refused)",
+    default: false,
   },
   {
     flag: "evaluate",
@@ -240,7 +247,12 @@ export async function runLincls(argv: string[]): Promise<number> {
   if (flags.bool("evaluate")) return evaluateOnly(flags, positionals[0]);
   const log = (line: string) => console.error(line);
 
-  const resumePath = flags.optionalString("resume");
+  const out = flags.string("out");
+  const resumeGiven = flags.optionalString("resume");
+  const resumePath = resumeGiven === null ? null : resolveResume(resumeGiven, out);
+  // Before the encoder and the data are read: another run's files are never replaced silently.
+  checkRunFolder(out, { resume: resumePath, overwrite: flags.bool("overwrite") });
+  if (resumePath === null && flags.bool("overwrite")) clearRunFolder(out);
   const saved = resumePath === null ? null : readLinclsCheckpoint(resumePath);
   try {
     const config = configFromFlags(flags, saved?.config ?? null);
@@ -252,7 +264,6 @@ export async function runLincls(argv: string[]): Promise<number> {
         const train = data.splits.get("train");
         const val = data.splits.get("test");
         if (train === undefined || val === undefined) throw new Error("lincls: no train or test split");
-        const out = flags.string("out");
         mkdirSync(out, { recursive: true });
         const resolved = { ...config, imageSize: config.imageSize ?? data.imageSize };
         writeJson(join(out, "config.json"), { ...resolved, pretrained, dataset: data.kind });

@@ -78,6 +78,8 @@ export const pretrainConfigSchema = z
       .default("cpu"),
     /** Stop after this many steps in all (for quick trials). */
     maxSteps: positiveInt.nullable(),
+    /** Keep checkpoint_%04d.pth.tar every N epochs besides the latest; 0 = none. Absent in older checkpoints. */
+    saveEvery: z.number().int().nonnegative().default(0),
     out: z.string(),
   })
   .strict();
@@ -107,6 +109,7 @@ const COMMON = {
   threads: null,
   device: "cpu",
   maxSteps: null,
+  saveEvery: 0,
   symmetric: false,
 } satisfies Partial<PretrainConfig>;
 

@@ -1,7 +1,7 @@
 // MoCo pretraining: main_moco.py's recipe (SGD, the lr set per epoch, a checkpoint every epoch) over
 // batched augmentation, with a kNN monitor, a metrics log and exact resume, as one configuration of
 // the training loop (loop.ts): a state, a step function and hooks.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 
@@ -47,18 +47,38 @@ import { openPretrainData, type PretrainData } from "./data.js";
 import { MetricsLog, type KnnRecord } from "./metrics.js";
 import { initialiseBackbone } from "./init-backbone.js";
 import type { DataParallel } from "./parallel.js";
-import { knnMonitorHook, metricsHook, type KnnAccuracy, type PretrainStepOutput } from "./pretrain-hooks.js";
+import {
+  keptCheckpointsHook,
+  knnMonitorHook,
+  metricsHook,
+  type KnnAccuracy,
+  type PretrainStepOutput,
+} from "./pretrain-hooks.js";
 import { silentProgress, type ProgressReporter } from "./progress.js";
 
 export { NonFiniteLossError } from "../loop/index.js";
-import { writeJsonAtomic } from "../util/atomic-file.js";
+import { writeFileAtomic, writeJsonAtomic } from "../util/atomic-file.js";
+import {
+  LATEST_CHECKPOINT,
+  checkRunFolder,
+  clearRunFolder,
+  epochCheckpointName,
+  resolveResume,
+} from "../util/run-folder.js";
 
-export const CHECKPOINT_FILE = "checkpoint.pth.tar";
+export const CHECKPOINT_FILE = LATEST_CHECKPOINT;
+/** The checkpoint of the best kNN top-1 so far (main_moco.py's name for the best). */
+export const BEST_CHECKPOINT = "model_best.pth.tar";
 
 export interface PretrainOptions {
   progress?: ProgressReporter;
-  /** Continue the run saved in this checkpoint. */
+  /** Continue the run saved in this checkpoint (a file, or a run folder: its latest checkpoint). */
   resume?: string;
+  /**
+   * Replace the run already in `config.out` (its files are removed first). Without it, a folder that
+   * holds a checkpoint of another run is refused before any work.
+   */
+  overwrite?: boolean;
   /** Aborting stops the run between steps and writes a checkpoint to resume from. */
   signal?: AbortSignal;
   /**
@@ -322,10 +342,15 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
   const progress = lead ? (options.progress ?? silentProgress) : silentProgress;
   // Processes on one machine share its cores.
   setNumThreads(config.threads ?? Math.max(1, Math.floor(availableParallelism() / (parallel?.localWorldSize ?? 1))));
-  const resumed = options.resume === undefined ? null : readCheckpoint(options.resume);
+  const resumePath = options.resume === undefined ? null : resolveResume(options.resume, config.out);
+  if (lead) {
+    checkRunFolder(config.out, { resume: resumePath, overwrite: options.overwrite === true });
+    if (options.overwrite === true && resumePath === null) clearRunFolder(config.out);
+  }
+  const resumed = resumePath === null ? null : readCheckpoint(resumePath);
   if (resumed !== null && resumed.moco_ts.config.arch !== config.arch) {
     disposeCheckpoint(resumed);
-    throw new Error(`${options.resume}: checkpoint of a ${resumed.arch}, the configuration asks for ${config.arch}`);
+    throw new Error(`${resumePath}: checkpoint of a ${resumed.arch}, the configuration asks for ${config.arch}`);
   }
   checkBatchAgainstSettings(mocoSettings(config), config.batchSize, config.bnSplits);
   const layout = rankLayout(config, parallel?.worldSize ?? 1);
@@ -353,6 +378,9 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
   const state = new TrainingState<RandomState>(model, optimizer, { augment: views });
   const stepsPerEpoch = loader.batchesPerEpoch;
   const knn: KnnSummary = { trained: null, random: null, pixels: null };
+  // The best kNN top-1 of the trained encoder so far, and whether model_best.pth.tar lags behind it.
+  let best = -Infinity;
+  let newBest = false;
 
   try {
     if (resumed !== null) {
@@ -361,8 +389,10 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
       for (const record of metrics.read()) {
         if (record.type === "knn" && record.features === "pixels") knn.pixels = record.top1;
         if (record.type === "knn" && record.epoch === 0 && record.features !== "pixels") knn.random = record.top1;
+        if (record.type === "knn" && record.step > 0 && record.features !== "pixels")
+          best = Math.max(best, record.top1);
       }
-      progress.log(`resumed ${options.resume} at epoch ${state.epoch}, step ${state.step}`);
+      progress.log(`resumed ${resumePath} at epoch ${state.epoch}, step ${state.step}`);
     } else {
       if (config.pretrained !== null)
         progress.log(
@@ -415,6 +445,10 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
             record: knnRecorder(append, progress),
             found: (kind, top1) => {
               knn[kind] = top1;
+              if (kind === "trained" && top1 > best) {
+                best = top1;
+                newBest = true;
+              }
             },
           }),
         ),
@@ -424,6 +458,20 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
             size: data.imageSize,
             channels: data.train.channels,
             ...data.train.stats,
+          }),
+        ),
+        ...onRank0(
+          rank,
+          keptCheckpointsHook({
+            saveEvery: config.saveEvery,
+            copyLatest: (name) => writeFileAtomic(join(config.out, name), readFileSync(checkpointPath), "pretrain"),
+            bestName: BEST_CHECKPOINT,
+            epochName: epochCheckpointName,
+            takeNewBest: () => {
+              const taken = newBest;
+              newBest = false;
+              return taken;
+            },
           }),
         ),
         ...(parallel === undefined ? [] : [parallelHook(parallel, model)]),
