@@ -6,6 +6,8 @@ import { loadEncoder } from "../encoder/encoder.js";
 import { Preprocessor } from "../encoder/preprocess.js";
 import {
   LINCLS_DEFAULTS,
+  formatLinclsHeader,
+  linclsHeader,
   linclsImageSize,
   linearEvaluation,
   topkCorrect,
@@ -13,7 +15,8 @@ import {
   type LinearEvalState,
 } from "../eval/lincls.js";
 import type { SGDStateDict } from "../optim/index.js";
-import { Tensor, load, noGrad, scope, type Saveable } from "../torch/index.js";
+import { progressReporter } from "../loop/progress.js";
+import { Tensor, getNumThreads, load, noGrad, scope, type Saveable } from "../torch/index.js";
 import { collectTensors } from "../encoder/sources.js";
 import { DATA_FLAGS, openEvalData } from "./eval-data.js";
 import { ENCODER_FLAGS, encoderFromFlags, writeJson } from "./encoder-flags.js";
@@ -158,7 +161,7 @@ function readLinclsCheckpoint(path: string): SavedRun {
     pretrained: ours["pretrained"],
     state: {
       epoch,
-      bestTop1: best / 100,
+      bestTop1: best, // percent, as written
       bestEpoch: typeof bestEpoch === "number" ? bestEpoch : epoch,
       fc: { weight, bias },
       optimizer: root["optimizer"] as unknown as SGDStateDict,
@@ -245,7 +248,9 @@ export async function runLincls(argv: string[]): Promise<number> {
   if (command === null) return 0;
   const { flags, positionals } = command;
   if (flags.bool("evaluate")) return evaluateOnly(flags, positionals[0]);
-  const log = (line: string) => console.error(line);
+  // A live progress line on a terminal; every other line goes through it so they do not collide.
+  const progress = progressReporter(process.stderr, 10);
+  const log = (line: string) => progress.log(line);
 
   const out = flags.string("out");
   const resumeGiven = flags.optionalString("resume");
@@ -267,9 +272,12 @@ export async function runLincls(argv: string[]): Promise<number> {
         mkdirSync(out, { recursive: true });
         const resolved = { ...config, imageSize: config.imageSize ?? data.imageSize };
         writeJson(join(out, "config.json"), { ...resolved, pretrained, dataset: data.kind });
+        if (data.subset !== null) writeJson(join(out, "subset.json"), data.subset);
         const metricsPath = join(out, "metrics.jsonl");
         if (saved === null) writeFileSync(metricsPath, "");
-        log(`lincls: train ${train.name} (${train.length} images), val ${val.name} (${val.length} images)`);
+        const header = linclsHeader(encoder, train, val, resolved, getNumThreads());
+        for (const line of formatLinclsHeader(header)) log(line);
+        writeJson(join(out, "run.json"), header);
         const interrupt = listenForInterrupt("stopping after this epoch and writing a checkpoint");
         const started = performance.now();
         try {
@@ -286,9 +294,11 @@ export async function runLincls(argv: string[]): Promise<number> {
             },
             ...(saved === null ? {} : { resume: saved.state }),
             log,
+            progress,
             onEpoch: (record) => appendFileSync(metricsPath, `${JSON.stringify(record)}\n`),
             signal: interrupt.signal,
           });
+          progress.done();
           const summary = {
             pretrained,
             encoder: encoder.describe(),
@@ -302,8 +312,8 @@ export async function runLincls(argv: string[]): Promise<number> {
               `sanity check failed: backbone tensors changed during linear evaluation: ${result.backboneTensorsChanged.join(", ")}`,
             );
           console.log(
-            `linear eval after ${result.epochs} epochs: top-1 ${(result.top1 * 100).toFixed(2)}% top-5 ${(result.top5 * 100).toFixed(2)}% ` +
-              `(best top-1 ${(result.bestTop1 * 100).toFixed(2)}% at epoch ${result.bestEpoch}); ` +
+            `linear eval after ${result.epochs} epochs: top-1 ${result.top1.toFixed(2)}% top-5 ${result.top5.toFixed(2)}% ` +
+              `(best top-1 ${result.bestTop1.toFixed(2)}% at epoch ${result.bestEpoch}); ` +
               `sanity check passed: ${result.backboneTensorsChecked} backbone tensors unchanged`,
           );
           console.log(`run folder: ${out}`);

@@ -14,7 +14,7 @@ import {
   type PretrainConfig,
 } from "../train/config.js";
 import { CHECKPOINT_FILE, pretrain, rankLayout, type PretrainResult } from "../train/pretrain.js";
-import { progressReporter } from "../train/progress.js";
+import { progressReporter } from "../loop/progress.js";
 import { DATASETS, DATASET_NAMES, datasetRoot } from "../data/registry.js";
 import { RESNET_ARCHS } from "../nn/index.js";
 import { explainFailure, joinJob } from "./distributed.js";
@@ -28,7 +28,12 @@ import { checkRunFolder, resolveResume } from "../util/run-folder.js";
 export const PRETRAIN_FLAGS: readonly Flag[] = [
   { flag: "dataset", key: "dataset", kind: "string", choices: DATASET_NAMES, help: DATASET_NAMES.join(" | ") },
   { flag: "out", key: "out", kind: "string", meta: "DIR", help: "run folder (config, metrics.jsonl, checkpoints)" },
-  { flag: "subset", key: "subset", kind: "nullableInt", help: "train on the first N training images; none: all" },
+  {
+    flag: "subset",
+    key: "subset",
+    kind: "nullableInt",
+    help: "train on N training images, a random sample (seeded by --seed, stratified by class; indices in subset.json); none: all. A preset's subset applies only to its own data",
+  },
   {
     flag: "image-size",
     key: "imageSize",

@@ -2,7 +2,7 @@
 // Both are rank-0 work (pretrain.ts installs them on rank 0 only).
 import type { LoopHooks, LoopPosition } from "../loop/index.js";
 import type { MetricsLog } from "./metrics.js";
-import { formatDuration, type ProgressReporter } from "./progress.js";
+import { formatDuration, type ProgressReporter } from "../loop/progress.js";
 
 /** What a pretraining step reports: the loss and the pretext top-1/top-5 (%), the ranks' means. */
 export interface PretrainStepOutput {

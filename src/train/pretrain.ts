@@ -42,9 +42,10 @@ import {
   CHECKPOINT_FORMAT,
   type PretrainCheckpoint,
 } from "./checkpoint.js";
-import type { PretrainConfig } from "./config.js";
+import { ConfigError, type PretrainConfig } from "./config.js";
 import { openPretrainData, type PretrainData } from "./data.js";
 import { MetricsLog, type KnnRecord } from "./metrics.js";
+import { formatHeader, pretrainHeader, type RunHeader } from "./run-header.js";
 import { initialiseBackbone } from "./init-backbone.js";
 import type { DataParallel } from "./parallel.js";
 import {
@@ -54,7 +55,7 @@ import {
   type KnnAccuracy,
   type PretrainStepOutput,
 } from "./pretrain-hooks.js";
-import { silentProgress, type ProgressReporter } from "./progress.js";
+import { silentProgress, type ProgressReporter } from "../loop/progress.js";
 
 export { NonFiniteLossError } from "../loop/index.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic-file.js";
@@ -105,6 +106,8 @@ export interface PretrainResult {
   interrupted: boolean;
   knn: KnnSummary;
   seconds: number;
+  /** What the run was: data, network, method, schedule, device, warnings (also in run.json). */
+  header: RunHeader;
 }
 
 function mocoSettings(config: PretrainConfig): MoCoSettings {
@@ -316,6 +319,15 @@ function mocoStep(
   };
 }
 
+/**
+ * How far a run is, in words: epochs at an epoch's end, steps inside one (a --max-steps run stops
+ * there: "after 0 epoch(s)" would be wrong).
+ */
+export function progressWords(position: LoopPosition): string {
+  if (position.step === 0) return "before training";
+  return position.epochStep === 0 ? `after ${position.epoch} epoch(s)` : `after ${position.step} step(s)`;
+}
+
 /** A kNN result into the metrics log and the console. */
 function knnRecorder(append: MetricsLog["append"], progress: ProgressReporter) {
   return (position: LoopPosition, features: string, result: KnnAccuracy): void => {
@@ -329,7 +341,7 @@ function knnRecorder(append: MetricsLog["append"], progress: ProgressReporter) {
       time: new Date().toISOString(),
     };
     append(record);
-    progress.log(`kNN top-1 (${features}) after ${position.epoch} epoch(s): ${result.top1.toFixed(2)}%`);
+    progress.log(`kNN top-1 (${features}) ${progressWords(position)}: ${result.top1.toFixed(2)}%`);
   };
 }
 
@@ -341,7 +353,8 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
   const lead = rank === 0;
   const progress = lead ? (options.progress ?? silentProgress) : silentProgress;
   // Processes on one machine share its cores.
-  setNumThreads(config.threads ?? Math.max(1, Math.floor(availableParallelism() / (parallel?.localWorldSize ?? 1))));
+  const threads = config.threads ?? Math.max(1, Math.floor(availableParallelism() / (parallel?.localWorldSize ?? 1)));
+  setNumThreads(threads);
   const resumePath = options.resume === undefined ? null : resolveResume(options.resume, config.out);
   if (lead) {
     checkRunFolder(config.out, { resume: resumePath, overwrite: options.overwrite === true });
@@ -363,8 +376,19 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
 
   manualSeed(config.seed);
   const data = await openPretrainData(config);
+  // Which images the run uses: reproduced from the seed on resume, recorded to be seen and checked.
+  if (lead && data.subset !== null) writeJsonAtomic(join(config.out, "subset.json"), data.subset, "pretrain");
   const model = buildModel(config, data.train.channels, parallel);
   const optimizer = new SGD(model.parameters(), { lr: config.lr, momentum: config.momentum, weightDecay: config.wd });
+  if (data.train.length < layout.batchSize) {
+    data.dispose();
+    model.dispose();
+    optimizer.dispose();
+    throw new ConfigError(
+      `the ${data.train.length} training images of ${data.train.name} are fewer than one batch ` +
+        `(--batch-size ${config.batchSize}): lower --batch-size or use more images`,
+    );
+  }
   const loader = new DataLoader(data.train, {
     batchSize: layout.batchSize,
     seed: config.seed,
@@ -377,6 +401,14 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
   );
   const state = new TrainingState<RandomState>(model, optimizer, { augment: views });
   const stepsPerEpoch = loader.batchesPerEpoch;
+  const totalSteps =
+    config.maxSteps === null ? config.epochs * stepsPerEpoch : Math.min(config.maxSteps, config.epochs * stepsPerEpoch);
+  // What the run is, before it spends its time: printed and kept as run.json.
+  const header = pretrainHeader(config, data, model.encoderQ.numParameters(), { stepsPerEpoch, totalSteps }, threads);
+  if (lead) {
+    for (const line of formatHeader(header)) progress.log(line);
+    writeJsonAtomic(join(config.out, "run.json"), header, "pretrain");
+  }
   const knn: KnnSummary = { trained: null, random: null, pixels: null };
   // The best kNN top-1 of the trained encoder so far, and whether model_best.pth.tar lags behind it.
   let best = -Infinity;
@@ -401,10 +433,6 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
       if (lead) writeFileSync(metrics.path, "");
     }
 
-    const totalSteps =
-      config.maxSteps === null
-        ? config.epochs * stepsPerEpoch
-        : Math.min(config.maxSteps, config.epochs * stepsPerEpoch);
     const append: MetricsLog["append"] = (record) => metrics.append(record);
     const outcome = await runLoop({
       state,
@@ -485,6 +513,7 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
       interrupted: outcome.interrupted,
       knn,
       seconds: (Date.now() - started) / 1000,
+      header,
     };
     if (lead) writeJsonAtomic(join(config.out, "summary.json"), summary, "pretrain");
     return summary;
