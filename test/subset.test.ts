@@ -114,3 +114,22 @@ test("a pretraining run writes subset.json, the sample its seed draws", async ()
   assert.equal(record.indices.length, 128);
   assert.ok((record.indices.at(-1) as number) > 128, "not the first 128 images");
 });
+
+test("a resumed run reads its images back from subset.json", async () => {
+  const out = join(root, "resumed");
+  const config = resolveConfig("fashion-mnist", [
+    {
+      source: "test",
+      values: { subset: 64, width: 4, batchSize: 32, bnSplits: 2, mocoK: 64, mocoDim: 16, knnEvery: 0 },
+    },
+    { source: "test", values: { knnBank: 64, knnTest: 64, threads: 1, maxSteps: 1, out } },
+  ]);
+  await pretrain(config);
+  // Whatever drew the run's images (an older sampler, another seed), resuming uses the same ones.
+  const path = join(out, "subset.json");
+  const saved = JSON.parse(readFileSync(path, "utf8")) as SubsetRecord;
+  const chosen = Array.from({ length: 64 }, (_, i) => i * 7);
+  writeFileSync(path, JSON.stringify({ ...saved, indices: chosen }));
+  await pretrain({ ...config, maxSteps: 2 }, { resume: out });
+  assert.deepEqual((JSON.parse(readFileSync(path, "utf8")) as SubsetRecord).indices, chosen);
+});

@@ -45,7 +45,11 @@ async function openSplit(config: PretrainConfig, split: Split, workingSize: numb
 }
 
 /** Opens the data a run needs. Folders decode to a working size a little above the crop size. */
-export async function openPretrainData(config: PretrainConfig): Promise<PretrainData> {
+export async function openPretrainData(
+  config: PretrainConfig,
+  /** A resumed run's subset.json: its images are used as they are (exact resume whatever drew them). */
+  savedSubset: SubsetRecord | null = null,
+): Promise<PretrainData> {
   // Folders: 224 as the papers, or 64 for the small CIFAR-stem networks (no downsampling stem).
   const cropSize = config.imageSize ?? (config.dataset === "folder" ? (config.cifarStem ? 64 : 224) : null);
   // 256 for 224 crops, as ImageNet pipelines resize before cropping.
@@ -57,7 +61,15 @@ export async function openPretrainData(config: PretrainConfig): Promise<Pretrain
     // A seeded random sample, stratified by class, never the first N files (the first classes of a
     // folder). The seed is the run's, so a resumed run draws the same images. At most the whole set:
     // a subset the user asked for is checked against the data by the CLI (pretrain-command.ts).
-    const sampled = config.subset === null ? null : randomSubset(fullTrain, config.subset, config.seed);
+    const sampled =
+      config.subset === null
+        ? null
+        : savedSubset !== null && savedSubset.indices.length === config.subset && savedSubset.of === fullTrain.length
+          ? {
+              dataset: fullTrain.select(savedSubset.indices, `${fullTrain.name} (${config.subset} of subset.json)`),
+              record: savedSubset,
+            }
+          : randomSubset(fullTrain, config.subset, config.seed);
     const train = sampled?.dataset ?? fullTrain;
     if (train !== fullTrain) opened.push(train);
     const labeled = train.labels !== null && train.numClasses > 0;

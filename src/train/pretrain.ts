@@ -1,13 +1,14 @@
 // MoCo pretraining: main_moco.py's recipe (SGD, the lr set per epoch, a checkpoint every epoch) over
 // batched augmentation, with a kNN monitor, a metrics log and exact resume, as one configuration of
 // the training loop (loop.ts): a state, a step function and hooks.
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 import { TwoViewAugment, evalTransform } from "../data/augment.js";
 import { DataLoader, type Batch } from "../data/loader.js";
 import { Random, type RandomState } from "../data/random.js";
+import type { SubsetRecord } from "../data/subset.js";
 import type { FeatureFunction } from "../encoder/features.js";
 import type { EncoderInput } from "../encoder/input.js";
 import { knnAccuracy } from "../eval/monitor.js";
@@ -345,6 +346,14 @@ function knnRecorder(append: MetricsLog["append"], progress: ProgressReporter) {
   };
 }
 
+/** The subset.json beside a checkpoint, when there is one: the images the run was using. */
+function savedSubset(checkpoint: string): SubsetRecord | null {
+  const path = join(dirname(checkpoint), "subset.json");
+  if (!existsSync(path)) return null;
+  const record = JSON.parse(readFileSync(path, "utf8")) as SubsetRecord;
+  return Array.isArray(record.indices) && typeof record.of === "number" ? record : null;
+}
+
 /** Runs (or resumes) MoCo pretraining as configured; the run folder gets config, metrics and checkpoints. */
 export async function pretrain(config: PretrainConfig, options: PretrainOptions = {}): Promise<PretrainResult> {
   const started = Date.now();
@@ -375,7 +384,7 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
   const checkpointPath = join(config.out, CHECKPOINT_FILE);
 
   manualSeed(config.seed);
-  const data = await openPretrainData(config);
+  const data = await openPretrainData(config, resumePath === null ? null : savedSubset(resumePath));
   // Which images the run uses: reproduced from the seed on resume, recorded to be seen and checked.
   if (lead && data.subset !== null) writeJsonAtomic(join(config.out, "subset.json"), data.subset, "pretrain");
   const model = buildModel(config, data.train.channels, parallel);
