@@ -298,7 +298,6 @@ export async function runLincls(argv: string[]): Promise<number> {
             onEpoch: (record) => appendFileSync(metricsPath, `${JSON.stringify(record)}\n`),
             signal: interrupt.signal,
           });
-          progress.done();
           const summary = {
             pretrained,
             encoder: encoder.describe(),
@@ -319,6 +318,7 @@ export async function runLincls(argv: string[]): Promise<number> {
           console.log(`run folder: ${out}`);
           return result.interrupted ? 130 : 0;
         } finally {
+          progress.done(); // clears a live line left by a failed run too
           interrupt.release();
         }
       } finally {
