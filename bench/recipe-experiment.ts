@@ -17,7 +17,8 @@ const config = resolveConfig("fashion-mnist", [
   },
 ]);
 const started = Date.now();
-const result = await pretrain(config);
+// An experiment is rerun by design: its folder, named after it, holds only its own last result.
+const result = await pretrain(config, { overwrite: true });
 const show = (v: number | null) => (v === null ? "n/a" : v.toFixed(2));
 console.log(
   `${name} ${overrides} trained ${show(result.knn.trained)} random ${show(result.knn.random)} ` +

@@ -149,20 +149,20 @@ test("writeRunReport without embeddings, a lincls folder inside the run, clear e
       epoch: n,
       lr: 30,
       loss: 1 / n,
-      trainTop1: 0.5,
+      trainTop1: 50,
       valTop1,
-      valTop5: 1,
+      valTop5: 100,
       bestTop1: valTop1,
       seconds: n,
     });
-  writeFileSync(join(lincls, "metrics.jsonl"), `${epoch(1, 0.5)}\n${epoch(2, 0.625)}\n`);
+  writeFileSync(join(lincls, "metrics.jsonl"), `${epoch(1, 50)}\n${epoch(2, 62.5)}\n`);
   writeFileSync(
     join(lincls, "summary.json"),
     JSON.stringify({
-      top1: 0.625,
+      top1: 62.5,
       perClass: [
-        { name: "bag", count: 4, correct: 3, accuracy: 0.75 },
-        { name: "sneaker", count: 4, correct: 2, accuracy: 0.5 },
+        { name: "bag", count: 4, correct: 3, accuracy: 75 },
+        { name: "sneaker", count: 4, correct: 2, accuracy: 50 },
       ],
       confusion: [
         [3, 1],

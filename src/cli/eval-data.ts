@@ -6,6 +6,7 @@ import { join } from "node:path";
 
 import type { ImageDataset } from "../data/dataset.js";
 import type { Split } from "../data/fashion-mnist.js";
+import { randomSubset, type SubsetRecord } from "../data/subset.js";
 import { DATASET_NAMES, isDatasetName, openDataset, type DatasetName } from "../data/registry.js";
 import type { Encoder } from "../encoder/encoder.js";
 import { THREADS_FLAG, UsageError, type Flag, type FlagReader } from "./flags.js";
@@ -21,7 +22,7 @@ export const DATA_FLAGS: readonly Flag[] = [
   {
     flag: "subset",
     kind: "nullableInt",
-    help: "use the first N training images",
+    help: "use N training images: a random sample (seeded by --seed where the command has it, else 0), stratified by class",
     defaultText: "all",
     bounds: { min: 1 },
   },
@@ -45,6 +46,8 @@ export interface EvalData {
   root: string | null;
   /** False for a folder without train/ and val/: its one "split" is the whole folder. */
   hasSplits: boolean;
+  /** The --subset sample of the training split (for subset.json); null: all its images. */
+  subset: SubsetRecord | null;
   dispose(): void;
 }
 
@@ -77,6 +80,9 @@ export async function openEvalData(
   const splits = new Map<Split, ImageDataset>();
   const opened: ImageDataset[] = [];
   let hasSplits = true;
+  let subsetRecord: SubsetRecord | null = null;
+  // The sample's seed: the command's --seed (lincls) or 0, so the same command line draws the same images.
+  const seed = flags.given("seed") ? flags.number("seed") : 0;
   try {
     for (const split of wanted) {
       let splitOption: { split?: Split } = { split };
@@ -108,9 +114,11 @@ export async function openEvalData(
           `--subset ${subset} is more than the ${dataset.length} training images of ${dataset.name}`,
         );
       if (split === "train" && subset !== null && subset < dataset.length) {
-        const part = dataset.subset(subset);
-        opened.push(part);
-        splits.set(split, part);
+        // A seeded random sample, stratified by class: the first N files would be the first classes.
+        const sampled = randomSubset(dataset, subset, seed);
+        opened.push(sampled.dataset);
+        splits.set(split, sampled.dataset);
+        subsetRecord = sampled.record;
       } else {
         splits.set(split, dataset);
       }
@@ -125,6 +133,7 @@ export async function openEvalData(
     splits,
     root: root ?? null,
     hasSplits,
+    subset: subsetRecord,
     dispose: () => {
       for (const dataset of opened.reverse()) dataset.dispose();
     },

@@ -94,13 +94,18 @@ export async function runKnn(argv: string[]): Promise<number> {
         t: flags.number("knn-t"),
         features,
         imageSize: data.imageSize,
-        top1: result.top1,
-        top5: result.top5,
-        perClass: result.report.perClass,
+        // Percentages, as every accuracy in the files of moco (issue #16); full precision.
+        top1: result.top1 * 100,
+        top5: result.top5 * 100,
+        perClass: result.report.perClass.map((c) => ({
+          ...c,
+          accuracy: c.accuracy === null ? null : c.accuracy * 100,
+        })),
         confusion: result.report.confusion,
         seconds: (performance.now() - started) / 1000,
       };
       writeJson(join(out, "knn.json"), summary);
+      if (data.subset !== null) writeJson(join(out, "subset.json"), data.subset);
       const files = writeClassificationCsv(result.report, out);
       for (const c of result.report.perClass) {
         const accuracy = c.accuracy === null ? "n/a" : `${(c.accuracy * 100).toFixed(2)}%`;

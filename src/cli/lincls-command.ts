@@ -6,6 +6,8 @@ import { loadEncoder } from "../encoder/encoder.js";
 import { Preprocessor } from "../encoder/preprocess.js";
 import {
   LINCLS_DEFAULTS,
+  formatLinclsHeader,
+  linclsHeader,
   linclsImageSize,
   linearEvaluation,
   topkCorrect,
@@ -13,11 +15,13 @@ import {
   type LinearEvalState,
 } from "../eval/lincls.js";
 import type { SGDStateDict } from "../optim/index.js";
-import { Tensor, load, noGrad, scope, type Saveable } from "../torch/index.js";
+import { progressReporter } from "../loop/progress.js";
+import { Tensor, getNumThreads, load, noGrad, scope, type Saveable } from "../torch/index.js";
 import { collectTensors } from "../encoder/sources.js";
 import { DATA_FLAGS, openEvalData } from "./eval-data.js";
 import { ENCODER_FLAGS, encoderFromFlags, writeJson } from "./encoder-flags.js";
 import { listenForInterrupt } from "./interrupt.js";
+import { checkRunFolder, clearRunFolder, resolveResume } from "../util/run-folder.js";
 import { DEVICE_FLAG, FlagReader, UsageError, flagHelp, parseCommand, type Flag } from "./flags.js";
 
 const D = LINCLS_DEFAULTS;
@@ -69,8 +73,14 @@ const LINCLS_FLAGS: readonly Flag[] = [
   {
     flag: "resume",
     kind: "string",
-    meta: "FILE",
-    help: "continue from a lincls checkpoint (its settings, overridden by flags given)",
+    meta: "FILE|DIR|auto",
+    help: "continue from a lincls checkpoint (its settings, overridden by flags given): a file, a run folder, or auto (--out's run if there is one, else a fresh start)",
+  },
+  {
+    flag: "overwrite",
+    kind: "bool",
+    help: "replace the run already in --out (a folder with a checkpoint is otherwise refused)",
+    default: false,
   },
   {
     flag: "evaluate",
@@ -151,7 +161,7 @@ function readLinclsCheckpoint(path: string): SavedRun {
     pretrained: ours["pretrained"],
     state: {
       epoch,
-      bestTop1: best / 100,
+      bestTop1: best, // percent, as written
       bestEpoch: typeof bestEpoch === "number" ? bestEpoch : epoch,
       fc: { weight, bias },
       optimizer: root["optimizer"] as unknown as SGDStateDict,
@@ -238,9 +248,16 @@ export async function runLincls(argv: string[]): Promise<number> {
   if (command === null) return 0;
   const { flags, positionals } = command;
   if (flags.bool("evaluate")) return evaluateOnly(flags, positionals[0]);
-  const log = (line: string) => console.error(line);
+  // A live progress line on a terminal; every other line goes through it so they do not collide.
+  const progress = progressReporter(process.stderr, 10);
+  const log = (line: string) => progress.log(line);
 
-  const resumePath = flags.optionalString("resume");
+  const out = flags.string("out");
+  const resumeGiven = flags.optionalString("resume");
+  const resumePath = resumeGiven === null ? null : resolveResume(resumeGiven, out);
+  // Before the encoder and the data are read: another run's files are never replaced silently.
+  checkRunFolder(out, { resume: resumePath, overwrite: flags.bool("overwrite") });
+  if (resumePath === null && flags.bool("overwrite")) clearRunFolder(out);
   const saved = resumePath === null ? null : readLinclsCheckpoint(resumePath);
   try {
     const config = configFromFlags(flags, saved?.config ?? null);
@@ -252,13 +269,15 @@ export async function runLincls(argv: string[]): Promise<number> {
         const train = data.splits.get("train");
         const val = data.splits.get("test");
         if (train === undefined || val === undefined) throw new Error("lincls: no train or test split");
-        const out = flags.string("out");
         mkdirSync(out, { recursive: true });
         const resolved = { ...config, imageSize: config.imageSize ?? data.imageSize };
         writeJson(join(out, "config.json"), { ...resolved, pretrained, dataset: data.kind });
+        if (data.subset !== null) writeJson(join(out, "subset.json"), data.subset);
         const metricsPath = join(out, "metrics.jsonl");
         if (saved === null) writeFileSync(metricsPath, "");
-        log(`lincls: train ${train.name} (${train.length} images), val ${val.name} (${val.length} images)`);
+        const header = linclsHeader(encoder, train, val, resolved, getNumThreads());
+        for (const line of formatLinclsHeader(header)) log(line);
+        writeJson(join(out, "run.json"), header);
         const interrupt = listenForInterrupt("stopping after this epoch and writing a checkpoint");
         const started = performance.now();
         try {
@@ -275,6 +294,7 @@ export async function runLincls(argv: string[]): Promise<number> {
             },
             ...(saved === null ? {} : { resume: saved.state }),
             log,
+            progress,
             onEpoch: (record) => appendFileSync(metricsPath, `${JSON.stringify(record)}\n`),
             signal: interrupt.signal,
           });
@@ -291,13 +311,14 @@ export async function runLincls(argv: string[]): Promise<number> {
               `sanity check failed: backbone tensors changed during linear evaluation: ${result.backboneTensorsChanged.join(", ")}`,
             );
           console.log(
-            `linear eval after ${result.epochs} epochs: top-1 ${(result.top1 * 100).toFixed(2)}% top-5 ${(result.top5 * 100).toFixed(2)}% ` +
-              `(best top-1 ${(result.bestTop1 * 100).toFixed(2)}% at epoch ${result.bestEpoch}); ` +
+            `linear eval after ${result.epochs} epochs: top-1 ${result.top1.toFixed(2)}% top-5 ${result.top5.toFixed(2)}% ` +
+              `(best top-1 ${result.bestTop1.toFixed(2)}% at epoch ${result.bestEpoch}); ` +
               `sanity check passed: ${result.backboneTensorsChecked} backbone tensors unchanged`,
           );
           console.log(`run folder: ${out}`);
           return result.interrupted ? 130 : 0;
         } finally {
+          progress.done(); // clears a live line left by a failed run too
           interrupt.release();
         }
       } finally {

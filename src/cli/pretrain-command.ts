@@ -14,7 +14,7 @@ import {
   type PretrainConfig,
 } from "../train/config.js";
 import { CHECKPOINT_FILE, pretrain, rankLayout, type PretrainResult } from "../train/pretrain.js";
-import { progressReporter } from "../train/progress.js";
+import { progressReporter } from "../loop/progress.js";
 import { DATASETS, DATASET_NAMES, datasetRoot } from "../data/registry.js";
 import { RESNET_ARCHS } from "../nn/index.js";
 import { explainFailure, joinJob } from "./distributed.js";
@@ -22,12 +22,18 @@ import { checkDevice } from "./encoder-flags.js";
 import { DEVICE_FLAG, THREADS_FLAG, UsageError, flagHelp, parseFlags, type Flag, type FlagValue } from "./flags.js";
 import { listenForInterrupt } from "./interrupt.js";
 import { launchWorkers, type LaunchValues } from "./launch.js";
+import { checkRunFolder, resolveResume } from "../util/run-folder.js";
 
 /** The flags that set a configuration key (`key`); help texts give no defaults (the preset's are shown). */
 export const PRETRAIN_FLAGS: readonly Flag[] = [
   { flag: "dataset", key: "dataset", kind: "string", choices: DATASET_NAMES, help: DATASET_NAMES.join(" | ") },
   { flag: "out", key: "out", kind: "string", meta: "DIR", help: "run folder (config, metrics.jsonl, checkpoints)" },
-  { flag: "subset", key: "subset", kind: "nullableInt", help: "train on the first N training images; none: all" },
+  {
+    flag: "subset",
+    key: "subset",
+    kind: "nullableInt",
+    help: "train on N training images, a random sample (seeded by --seed, stratified by class; indices in subset.json); none: all. A preset's subset applies only to its own data",
+  },
   {
     flag: "image-size",
     key: "imageSize",
@@ -107,6 +113,12 @@ export const PRETRAIN_FLAGS: readonly Flag[] = [
   },
   { ...DEVICE_FLAG, key: "device" },
   { flag: "max-steps", key: "maxSteps", kind: "nullableInt", help: "stop after N steps in all (quick trials)" },
+  {
+    flag: "save-every",
+    key: "saveEvery",
+    kind: "int",
+    help: "also keep checkpoint_%04d.pth.tar (main_moco.py's name: the 0-based epoch) every N epochs; 0: the latest only",
+  },
 ];
 
 const RUN_FLAGS: readonly Flag[] = [
@@ -120,8 +132,14 @@ const RUN_FLAGS: readonly Flag[] = [
   {
     flag: "resume",
     kind: "string",
-    meta: "FILE",
-    help: "continue a run from its checkpoint (its configuration, overridden by flags given here)",
+    meta: "FILE|DIR|auto",
+    help: "continue a run from its checkpoint (its configuration, overridden by flags given here): a checkpoint file, a run folder, or auto (the --out folder's run if there is one, else a fresh start)",
+  },
+  {
+    flag: "overwrite",
+    kind: "bool",
+    help: "replace the run already in --out (a run folder with a checkpoint is otherwise refused)",
+    default: false,
   },
 ];
 
@@ -237,7 +255,10 @@ function summaryLine(result: PretrainResult, config: PretrainConfig): string {
 export function pretrainPlan(argv: readonly string[]): {
   config: PretrainConfig;
   launch: LaunchValues;
+  /** The checkpoint to continue (`--resume` FILE, a run folder's, or auto's); null: a fresh run. */
   resume: string | null;
+  /** `--overwrite`: replace the run already in `--out`. */
+  overwrite: boolean;
   /** How the user asked for `subset` ("--subset", "run.yaml: subset"); null when it is the preset's. */
   subsetAskedAs: string | null;
 } {
@@ -252,35 +273,45 @@ export function pretrainPlan(argv: readonly string[]): {
     values[spec.key] = parsed.values.get(spec.flag);
     names[spec.key] = parsed.spelled.get(spec.flag) ?? `--${spec.flag}`;
   }
-  const resume = (parsed.values.get("resume") as string | undefined) ?? null;
-  const [dataDir] = parsed.positionals;
-  if (dataDir !== undefined) {
-    values["data"] = dataDir;
-    names["data"] = "DATA";
-    if (values["dataset"] === undefined && resume === null && PRESETS[presetName].dataset === "fashion-mnist")
-      values["dataset"] = "folder";
-  }
+  const resumeGiven = (parsed.values.get("resume") as string | undefined) ?? null;
   const configFile = parsed.values.get("config") as string | undefined;
   const fileLayer = configFile === undefined ? null : readConfigLayer(configFile);
-  const layers: ConfigLayer[] = [...(fileLayer === null ? [] : [fileLayer]), { source: COMMAND_LINE, values, names }];
   const subsetAskedAs =
     names["subset"] ??
     (fileLayer !== null && "subset" in fileLayer.values
       ? `${fileLayer.source}: ${fileLayer.names?.["subset"] ?? "subset"}`
       : null);
-  let config: PretrainConfig;
-  if (resume !== null) {
+  const [dataDir] = parsed.positionals;
+  const configFor = (resume: string | null): PretrainConfig => {
+    const flagValues = { ...values };
+    const flagNames = { ...names };
+    if (dataDir !== undefined) {
+      flagValues["data"] = dataDir;
+      flagNames["data"] = "DATA";
+      if (flagValues["dataset"] === undefined && resume === null && PRESETS[presetName].dataset === "fashion-mnist")
+        flagValues["dataset"] = "folder";
+    }
+    const layers: ConfigLayer[] = [
+      ...(fileLayer === null ? [] : [fileLayer]),
+      { source: COMMAND_LINE, values: flagValues, names: flagNames },
+    ];
+    if (resume === null) return resolveConfig(presetName, layers);
     const checkpoint = readCheckpoint(resume);
     const saved = checkpoint.moco_ts.config;
     disposeCheckpoint(checkpoint);
-    config = resolveConfig(presetName, [
-      { source: `${resume} (saved configuration)`, values: { ...saved } },
-      ...layers,
-    ]);
-  } else {
-    config = resolveConfig(presetName, layers);
-  }
-  return { config, launch: launchValues(parsed.values, parsed.given), resume, subsetAskedAs };
+    return resolveConfig(presetName, [{ source: `${resume} (saved configuration)`, values: { ...saved } }, ...layers]);
+  };
+  // "auto" needs the run folder, which the fresh configuration names (flags, config file or preset).
+  const resume =
+    resumeGiven === null ? null : resolveResume(resumeGiven, resumeGiven === "auto" ? configFor(null).out : "");
+  const config = configFor(resume);
+  return {
+    config,
+    launch: launchValues(parsed.values, parsed.given),
+    resume,
+    overwrite: parsed.values.get("overwrite") === true,
+    subsetAskedAs,
+  };
 }
 
 /**
@@ -312,8 +343,10 @@ export async function runPretrain(argv: string[]): Promise<number> {
     console.log(pretrainHelp(preset as PresetName));
     return 0;
   }
-  const { config, launch, resume, subsetAskedAs } = pretrainPlan(argv);
+  const { config, launch, resume, overwrite, subsetAskedAs } = pretrainPlan(argv);
   checkDevice(config.device);
+  // Before the data is even opened: another run's files are never replaced silently.
+  checkRunFolder(config.out, { resume, overwrite });
   await checkSubset(config, subsetAskedAs);
   if (launch.nprocPerNode !== null) {
     rankLayout(config, launch.nnodes * launch.nprocPerNode); // refused here, before any worker starts
@@ -328,6 +361,7 @@ export async function runPretrain(argv: string[]): Promise<number> {
       progress: progressReporter(process.stderr, config.printFreq),
       signal: interrupt.signal,
       ...(resume === null ? {} : { resume }),
+      overwrite,
       ...(worker === null ? {} : { parallel: worker.parallel }),
     }).catch((error: unknown) => {
       throw worker === null ? error : explainFailure(error, worker.group, join(config.out, CHECKPOINT_FILE));

@@ -1,6 +1,6 @@
 // The dataset interface shared by the loader, the training loop and the kNN evaluator, and its
 // in-memory implementation: all images in one uint8 tensor [N, C, H, W] (gray = 1 channel).
-import { fromTypedArray, keep, type Tensor } from "../torch/index.js";
+import { fromTypedArray, keep, scope, type Tensor } from "../torch/index.js";
 import { MocoError, type MocoErrorOptions } from "../errors.js";
 
 /** Why a dataset could not be read; `path` names the file or folder at fault. */
@@ -63,6 +63,8 @@ export interface ImageDataset {
   batch(indices: Indices): Tensor | Promise<Tensor>;
   /** The first n images (n ≤ length), sharing storage where possible. */
   subset(n: number): ImageDataset;
+  /** The images at `indices` (in that order), named `name`: a random subset (subset.ts). */
+  select(indices: readonly number[], name: string): ImageDataset;
   /** Frees the tensors the dataset holds. A subset holds its own views (storage is reference-counted). */
   dispose(): void;
 }
@@ -198,6 +200,14 @@ export class TensorImageDataset implements ImageDataset {
       labels: this.labels === null ? null : this.labels.narrow(0, 0, n),
       classNames: this.classNames,
       stats: this.stats,
+    });
+  }
+
+  select(indices: readonly number[], name: string): TensorImageDataset {
+    return scope(() => {
+      const images = this.batch(indices);
+      const labels = this.batchLabels(indices);
+      return new TensorImageDataset({ name, images, labels, classNames: this.classNames, stats: this.stats });
     });
   }
 

@@ -329,6 +329,21 @@ export class ImageFolderDataset implements ImageDataset {
     });
   }
 
+  select(indices: readonly number[], name: string): ImageFolderDataset {
+    const list = indexArray(indices, this.length, this.name);
+    const labels = this.#labelList;
+    return new ImageFolderDataset({
+      name,
+      root: this.root,
+      files: list.map((k) => this.files[k] as string),
+      labels: labels === null ? null : list.map((k) => labels[k] as number),
+      classNames: this.classNames,
+      size: this.height,
+      channels: this.channels,
+      skipped: this.skipped,
+    });
+  }
+
   dispose(): void {
     this.labels?.dispose();
   }

@@ -9,3 +9,4 @@ export * from "./image-folder.js";
 export * from "./loader.js";
 export * from "./random.js";
 export * from "./registry.js";
+export * from "./subset.js";

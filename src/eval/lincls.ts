@@ -29,7 +29,7 @@ import { SGD, cosineSchedule, stepSchedule, type LrSchedule, type SGDStateDict }
 import { F, keep, noGrad, save, scope, type Saveable, type Tensor } from "../torch/index.js";
 import { checkpointHook, currentLr, lrScheduleHook, nonFiniteLossGuard } from "../loop/index.js";
 import { TrainingState, runLoop, type LoopHooks } from "../loop/index.js";
-import { topkCorrect } from "../loop/index.js";
+import { topkCorrect, type ProgressReporter } from "../loop/index.js";
 
 export { topkCorrect };
 import { writeFileAtomic } from "../util/atomic-file.js";
@@ -98,6 +98,7 @@ export function linclsTrainAugment(size: number): AugmentConfig {
   };
 }
 
+/** One epoch of linear evaluation; accuracies in percent, as pretraining's (issue #16). */
 export interface EpochRecord {
   type: "epoch";
   epoch: number;
@@ -113,6 +114,7 @@ export interface EpochRecord {
 export interface LinearEvalState {
   /** Epochs completed. */
   epoch: number;
+  /** Percent. */
   bestTop1: number;
   bestEpoch: number;
   /** fc.weight and fc.bias to start from, and the optimizer's state. */
@@ -131,10 +133,13 @@ export interface LinearEvalOptions {
   checkpointInfo?: Record<string, Saveable>;
   resume?: LinearEvalState;
   log?: (line: string) => void;
+  /** Within-epoch progress (step, loss, train accuracy, ETA); `log` lines should go through its `log`. */
+  progress?: ProgressReporter;
   onEpoch?: (record: EpochRecord) => void;
   signal?: AbortSignal;
 }
 
+/** Accuracies in percent. */
 export interface LinearEvalResult {
   epochs: number;
   top1: number;
@@ -150,6 +155,79 @@ export interface LinearEvalResult {
 /** The encoder's input size for this protocol: configured, else its training crop, else the images'. */
 export function linclsImageSize(encoder: Encoder, dataset: ImageDataset, config: LinearEvalConfig): number {
   return config.imageSize ?? encoder.info.trainedOn?.imageSize ?? dataset.height;
+}
+
+/** The header of a linear evaluation, printed at its start and kept as run.json (issue #16, 3). */
+export interface LinclsHeader {
+  data: {
+    train: string;
+    trainImages: number;
+    val: string;
+    valImages: number;
+    classes: number;
+    channels: number;
+    imageSize: number;
+  };
+  network: string;
+  featureDim: number;
+  schedule: { batchSize: number; epochs: number; stepsPerEpoch: number; totalSteps: number; lr: number };
+  precomputeFeatures: boolean;
+  device: string;
+  threads: number;
+  warnings: string[];
+}
+
+export function linclsHeader(
+  encoder: Encoder,
+  train: ImageDataset,
+  val: ImageDataset,
+  config: LinearEvalConfig,
+  threads: number,
+): LinclsHeader {
+  const stepsPerEpoch = Math.ceil(train.length / config.batchSize); // every image: no dropLast
+  const classes = Math.max(train.numClasses, val.numClasses);
+  const warnings: string[] = [];
+  if (train.length < classes * 5)
+    warnings.push(`${train.length} training images for ${classes} classes: the accuracy will say little`);
+  if (val.length < 100)
+    warnings.push(`${val.length} validation images: each is ${(100 / val.length).toFixed(1)} points`);
+  return {
+    data: {
+      train: train.name,
+      trainImages: train.length,
+      val: val.name,
+      valImages: val.length,
+      classes,
+      channels: train.channels,
+      imageSize: linclsImageSize(encoder, train, config),
+    },
+    network: encoder.describe(),
+    featureDim: encoder.featureDim,
+    schedule: {
+      batchSize: config.batchSize,
+      epochs: config.epochs,
+      stepsPerEpoch,
+      totalSteps: stepsPerEpoch * config.epochs,
+      lr: config.lr,
+    },
+    precomputeFeatures: config.precomputeFeatures,
+    device: config.device ?? "cpu",
+    threads,
+    warnings,
+  };
+}
+
+export function formatLinclsHeader(h: LinclsHeader): string[] {
+  const d = h.data;
+  return [
+    `data: train ${d.train} (${d.trainImages} images), val ${d.val} (${d.valImages} images), ${d.classes} classes, ` +
+      `${d.channels} channel(s), ${d.imageSize}×${d.imageSize} crops`,
+    `network: ${h.network}, ${h.featureDim} features into the new fc`,
+    `schedule: batch ${h.schedule.batchSize}, ${h.schedule.stepsPerEpoch} steps per epoch, ${h.schedule.epochs} epoch(s), ` +
+      `${h.schedule.totalSteps} steps in all, lr ${h.schedule.lr}${h.precomputeFeatures ? ", precomputed features" : ""}`,
+    `running on ${h.device}, ${h.threads} thread(s)`,
+    ...h.warnings.map((w) => `warning: ${w}`),
+  ];
 }
 
 /** Backbone features (not normalised: the classifier sees what the protocol feeds it), on the model's device. */
@@ -189,6 +267,20 @@ function lrScheduleOf(config: LinearEvalConfig): LrSchedule {
   return config.cos
     ? cosineSchedule({ lr: config.lr, epochs: config.epochs })
     : stepSchedule({ lr: config.lr, milestones: [...config.schedule] });
+}
+
+/**
+ * The warning for a diverging loss: an epoch's mean loss more than 10× the first epoch's (a loss
+ * that climbs 31 → 240 → 720 at lr 30 is the sign of a too-large lr, long before it is NaN); null
+ * while it is not.
+ */
+export function divergenceWarning(firstLoss: number, loss: number, lr: number): string | null {
+  if (!(loss > 10 * firstLoss)) return null;
+  const ratio = loss / firstLoss;
+  return (
+    `warning: the training loss is ${ratio.toFixed(0)}× its first epoch's (${firstLoss.toPrecision(3)} → ` +
+    `${loss.toPrecision(3)}): it is diverging; lower --lr (now ${lr.toPrecision(3)}), e.g. by 10×`
+  );
 }
 
 /** What a linear-evaluation step reports: the batch's mean loss, its correct predictions and its size. */
@@ -288,20 +380,46 @@ export async function linearEvaluation(options: LinearEvalOptions): Promise<Line
     // Training loss and accuracy of an epoch, and after it the validation, the best so far and the log.
     let started = 0;
     let sums = { loss: 0, correct: 0, seen: 0 };
+    // The first epoch's mean loss of this run, and whether the divergence warning was given.
+    let firstLoss: number | null = null;
+    let diverged = false;
+    // Throughput, smoothed for the ETA of the progress line.
+    const progress = options.progress;
+    const stepsPerEpoch = loader.batchesPerEpoch;
+    let rate = 0;
+    let lastStep = performance.now();
     const epochReport: LoopHooks<LinclsStepOutput> = {
       epochStarted(epoch) {
-        started = performance.now();
+        started = lastStep = performance.now();
         sums = { loss: 0, correct: 0, seen: 0 };
         rng = new Random(config.seed, epoch);
       },
-      iterationCompleted(_position, output) {
+      iterationCompleted(position, output) {
         sums.loss += output.loss * output.n;
         sums.correct += output.hits;
         sums.seen += output.n;
+        if (progress === undefined) return;
+        const now = performance.now();
+        const instant = (output.n * 1000) / Math.max(1, now - lastStep);
+        rate = rate === 0 ? instant : 0.9 * rate + 0.1 * instant;
+        lastStep = now;
+        progress.update({
+          epoch: position.epoch,
+          epochs: config.epochs,
+          stepInEpoch: position.epochStep,
+          stepsPerEpoch,
+          loss: output.loss,
+          top1: (sums.correct / sums.seen) * 100,
+          accuracyLabel: "train@1",
+          lr: currentLr(optimizer),
+          imagesPerSec: rate,
+          // Training steps left, at this rate; each epoch's validation adds a little (its features are cached).
+          etaSeconds: ((config.epochs * stepsPerEpoch - position.step) * config.batchSize) / Math.max(rate, 1e-9),
+        });
       },
       epochCompleted({ epoch }) {
         last = evaluate();
-        const valTop1 = last.top1 / val.length;
+        const valTop1 = (last.top1 / val.length) * 100;
         if (valTop1 > bestTop1 || epoch === 1) {
           bestTop1 = Math.max(bestTop1, valTop1);
           bestEpoch = epoch;
@@ -312,18 +430,24 @@ export async function linearEvaluation(options: LinearEvalOptions): Promise<Line
           epoch,
           lr,
           loss: sums.loss / sums.seen,
-          trainTop1: sums.correct / sums.seen,
+          trainTop1: (sums.correct / sums.seen) * 100,
           valTop1,
-          valTop5: last.top5 / val.length,
+          valTop5: (last.top5 / val.length) * 100,
           bestTop1,
           seconds: (performance.now() - started) / 1000,
         };
         options.onEpoch?.(record);
         log(
           `epoch ${epoch}/${config.epochs} lr ${lr.toPrecision(3)} loss ${record.loss.toFixed(4)} ` +
-            `train@1 ${(record.trainTop1 * 100).toFixed(2)}% val@1 ${(valTop1 * 100).toFixed(2)}% ` +
-            `val@5 ${(record.valTop5 * 100).toFixed(2)}% best ${(bestTop1 * 100).toFixed(2)}% (${record.seconds.toFixed(1)} s)`,
+            `train@1 ${record.trainTop1.toFixed(2)}% val@1 ${valTop1.toFixed(2)}% ` +
+            `val@5 ${record.valTop5.toFixed(2)}% best ${bestTop1.toFixed(2)}% (${record.seconds.toFixed(1)} s)`,
         );
+        firstLoss ??= record.loss;
+        const warning = diverged ? null : divergenceWarning(firstLoss, record.loss, lr);
+        if (warning !== null) {
+          diverged = true;
+          log(warning);
+        }
       },
     };
 
@@ -365,8 +489,8 @@ export async function linearEvaluation(options: LinearEvalOptions): Promise<Line
     const changed = changedTensors(encoder, snapshot);
     return {
       epochs: outcome.position.epoch,
-      top1: last.top1 / val.length,
-      top5: last.top5 / val.length,
+      top1: (last.top1 / val.length) * 100,
+      top5: (last.top5 / val.length) * 100,
       bestTop1,
       bestEpoch,
       backboneTensorsChecked: snapshot.size,
@@ -424,7 +548,7 @@ function writeLinclsCheckpoint(
         epoch: progress.epoch,
         arch: options.encoder.info.layout.arch,
         state_dict: stateDict,
-        best_acc1: progress.bestTop1 * 100,
+        best_acc1: progress.bestTop1, // percent, as main_lincls.py's
         optimizer: optimizer.stateDict() as unknown as Saveable,
         moco_ts: { ...(options.checkpointInfo ?? {}), best_epoch: progress.bestEpoch },
       },

@@ -2,3 +2,4 @@
 export * from "./loop.js";
 export * from "./hooks.js";
 export * from "./accuracy.js";
+export * from "./progress.js";

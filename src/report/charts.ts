@@ -123,7 +123,7 @@ export function knnChart(runs: readonly RunRecord[]): ChartSpec {
 /** Linear evaluation's validation top-1 per epoch, one line per run. */
 export function linclsChart(runs: readonly RunRecord[]): ChartSpec {
   const values = runs.flatMap((run) =>
-    run.lincls.flatMap((curve) => curve.epochs.map((e) => ({ run: run.name, epoch: e.epoch, top1: e.valTop1 * 100 }))),
+    run.lincls.flatMap((curve) => curve.epochs.map((e) => ({ run: run.name, epoch: e.epoch, top1: e.valTop1 }))),
   );
   return {
     title: "Linear evaluation: validation top-1 (%)",
@@ -142,7 +142,7 @@ export function linclsChart(runs: readonly RunRecord[]): ChartSpec {
 /** Accuracy per class, one bar per class and result set (run × evaluation). */
 export function perClassChart(results: readonly { label: string; classes: ClassResults }[]): ChartSpec {
   const values = results.flatMap(({ label, classes }) =>
-    classes.perClass.map((c) => ({ result: label, class: c.name, accuracy: (c.accuracy ?? 0) * 100 })),
+    classes.perClass.map((c) => ({ result: label, class: c.name, accuracy: c.accuracy ?? 0 })),
   );
   return {
     title: "Accuracy per class (%)",

@@ -94,9 +94,7 @@ export async function writeRunReport(runDirs: readonly string[], options: RunRep
   if (results.length > 0) {
     const parts = [await svg(perClassChart(results))];
     for (const { label, classes } of results)
-      parts.push(
-        await svg(confusionChart(classes, `Confusion matrix, ${label} (top-1 ${(classes.top1 * 100).toFixed(2)}%)`)),
-      );
+      parts.push(await svg(confusionChart(classes, `Confusion matrix, ${label} (top-1 ${classes.top1.toFixed(2)}%)`)));
     sections.push({ title: "Per class", body: `<div class="charts">${parts.join("")}</div>` });
   }
   if (options.embedding ?? true) {

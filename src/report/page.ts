@@ -32,7 +32,7 @@ export function runTable(runs: readonly RunRecord[]): string {
   const rows = runs.map((run) => {
     const c = run.config;
     const knn = (run.summary?.["knn"] ?? {}) as Record<string, unknown>;
-    const lincls = run.lincls.map((l) => (l.top1 === null ? null : l.top1 * 100)).find((v) => v !== null);
+    const lincls = run.lincls.map((l) => l.top1).find((v) => v !== null);
     const what = [c["arch"], c["width"] === undefined ? null : `width ${String(c["width"])}`, c["dataset"]]
       .filter((x) => x !== null && x !== undefined)
       .map(String)

@@ -19,7 +19,7 @@ export const pretrainConfigSchema = z
     dataset: z.enum(DATASET_NAMES),
     /** Folder of the data; null = the dataset's default location. */
     data: z.string().nullable(),
-    /** Train on the first N training images only. */
+    /** Train on N training images: a sample seeded by `seed`, stratified by class (data/subset.ts). */
     subset: positiveInt.nullable(),
     /** Side of the square crops fed to the network; null = the images' own size (224 for folders). */
     imageSize: positiveInt.nullable(),
@@ -78,6 +78,8 @@ export const pretrainConfigSchema = z
       .default("cpu"),
     /** Stop after this many steps in all (for quick trials). */
     maxSteps: positiveInt.nullable(),
+    /** Keep checkpoint_%04d.pth.tar every N epochs besides the latest; 0 = none. Absent in older checkpoints. */
+    saveEvery: z.number().int().nonnegative().default(0),
     out: z.string(),
   })
   .strict();
@@ -107,6 +109,7 @@ const COMMON = {
   threads: null,
   device: "cpu",
   maxSteps: null,
+  saveEvery: 0,
   symmetric: false,
 } satisfies Partial<PretrainConfig>;
 
@@ -356,6 +359,9 @@ export function resolveConfig(preset: PresetName, layers: readonly ConfigLayer[]
     }
     merged = { ...merged, ...layer.values };
   }
+  // A preset's subset (fashion-mnist's 10000) is for the preset's own data: a folder the user names
+  // is used whole unless a layer (flags, config file, a resumed run's configuration) sets a subset.
+  if (merged["data"] !== null && !layers.some((layer) => "subset" in layer.values)) merged["subset"] = null;
   const parsed = pretrainConfigSchema.safeParse(merged);
   if (!parsed.success) throw new ConfigError(formatIssues(parsed.error, "config"));
   return parsed.data;

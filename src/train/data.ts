@@ -3,7 +3,9 @@
 import { mocoV1Config, mocoV2Config, type AugmentConfig } from "../data/augment.js";
 import type { ImageDataset } from "../data/dataset.js";
 import type { Split } from "../data/fashion-mnist.js";
+import type { ImageFolderDataset } from "../data/image-folder.js";
 import { DATASETS, datasetRoot } from "../data/registry.js";
+import { randomSubset, type SubsetRecord } from "../data/subset.js";
 import { ConfigError, type PretrainConfig } from "./config.js";
 
 export interface PretrainData {
@@ -14,6 +16,12 @@ export interface PretrainData {
   knnTest: ImageDataset | null;
   /** Side of the crops fed to the network. */
   imageSize: number;
+  /** Training images the data holds (`train` may be a subset of them). */
+  available: number;
+  /** The `subset` sample (seeded, stratified by class), recorded in the run folder; null: all images. */
+  subset: SubsetRecord | null;
+  /** Unreadable images left out with skipBadImages. */
+  skipped: number;
   augment: AugmentConfig;
   dispose(): void;
 }
@@ -37,7 +45,11 @@ async function openSplit(config: PretrainConfig, split: Split, workingSize: numb
 }
 
 /** Opens the data a run needs. Folders decode to a working size a little above the crop size. */
-export async function openPretrainData(config: PretrainConfig): Promise<PretrainData> {
+export async function openPretrainData(
+  config: PretrainConfig,
+  /** A resumed run's subset.json: its images are used as they are (exact resume whatever drew them). */
+  savedSubset: SubsetRecord | null = null,
+): Promise<PretrainData> {
   // Folders: 224 as the papers, or 64 for the small CIFAR-stem networks (no downsampling stem).
   const cropSize = config.imageSize ?? (config.dataset === "folder" ? (config.cifarStem ? 64 : 224) : null);
   // 256 for 224 crops, as ImageNet pipelines resize before cropping.
@@ -46,16 +58,26 @@ export async function openPretrainData(config: PretrainConfig): Promise<Pretrain
   if (fullTrain === null) throw new Error("no training data");
   const opened: ImageDataset[] = [fullTrain];
   try {
-    // At most the whole set: a preset's subset (fashion-mnist's 10000) also applies to smaller data.
-    // A subset the user asked for is checked against the data by the CLI (pretrain-command.ts).
-    const train = config.subset === null ? fullTrain : fullTrain.subset(Math.min(config.subset, fullTrain.length));
+    // A seeded random sample, stratified by class, never the first N files (the first classes of a
+    // folder). The seed is the run's, so a resumed run draws the same images. At most the whole set:
+    // a subset the user asked for is checked against the data by the CLI (pretrain-command.ts).
+    const sampled =
+      config.subset === null
+        ? null
+        : savedSubset !== null && savedSubset.indices.length === config.subset && savedSubset.of === fullTrain.length
+          ? {
+              dataset: fullTrain.select(savedSubset.indices, `${fullTrain.name} (${config.subset} of subset.json)`),
+              record: savedSubset,
+            }
+          : randomSubset(fullTrain, config.subset, config.seed);
+    const train = sampled?.dataset ?? fullTrain;
     if (train !== fullTrain) opened.push(train);
     const labeled = train.labels !== null && train.numClasses > 0;
     const knnBank = !labeled
       ? null
       : config.knnBank === null
         ? train
-        : train.subset(Math.min(config.knnBank, train.length));
+        : randomSubset(train, config.knnBank, config.seed).dataset;
     if (knnBank !== null && knnBank !== train) opened.push(knnBank);
     const fullTest = labeled ? await openSplit(config, "test", workingSize) : null;
     if (fullTest !== null) opened.push(fullTest);
@@ -64,7 +86,7 @@ export async function openPretrainData(config: PretrainConfig): Promise<Pretrain
         ? null
         : config.knnTest === null
           ? fullTest
-          : fullTest.subset(Math.min(config.knnTest, fullTest.length));
+          : randomSubset(fullTest, config.knnTest, config.seed).dataset;
     if (knnTest !== null && knnTest !== fullTest) opened.push(knnTest);
     const imageSize = cropSize ?? train.height;
     const stats = train.stats;
@@ -77,6 +99,9 @@ export async function openPretrainData(config: PretrainConfig): Promise<Pretrain
       knnBank,
       knnTest: knnBank === null ? null : knnTest,
       imageSize,
+      available: fullTrain.length,
+      subset: sampled?.record ?? null,
+      skipped: "skipped" in fullTrain ? (fullTrain as ImageFolderDataset).skipped.length : 0,
       augment,
       dispose: () => {
         for (const dataset of opened.reverse()) dataset.dispose();

@@ -2,7 +2,7 @@
 // Both are rank-0 work (pretrain.ts installs them on rank 0 only).
 import type { LoopHooks, LoopPosition } from "../loop/index.js";
 import type { MetricsLog } from "./metrics.js";
-import { formatDuration, type ProgressReporter } from "./progress.js";
+import { formatDuration, type ProgressReporter } from "../loop/progress.js";
 
 /** What a pretraining step reports: the loss and the pretext top-1/top-5 (%), the ranks' means. */
 export interface PretrainStepOutput {
@@ -144,6 +144,33 @@ export function knnMonitorHook(options: {
     },
     async completed(outcome) {
       if (!trainedMeasured && !outcome.interrupted) await measureEncoder(outcome.position, "trained");
+    },
+  };
+}
+
+/**
+ * Copies of the latest checkpoint that stay: `checkpoint_%04d.pth.tar` every `saveEvery` epochs (named
+ * by the 0-based epoch, as main_moco.py), and the best kNN top-1's `model_best.pth.tar`. Installed
+ * after the checkpoint writer and the kNN monitor, so the latest checkpoint is the measured state.
+ */
+export function keptCheckpointsHook(options: {
+  saveEvery: number;
+  /** Copies the latest checkpoint to this name in the run folder. */
+  copyLatest: (name: string) => void;
+  bestName: string;
+  epochName: (epochIndex: number) => string;
+  /** True once per new best kNN top-1 (then cleared by the call). */
+  takeNewBest: () => boolean;
+}): LoopHooks<unknown> {
+  return {
+    epochCompleted(position) {
+      if (options.saveEvery > 0 && position.epoch % options.saveEvery === 0)
+        options.copyLatest(options.epochName(position.epoch - 1));
+      if (options.takeNewBest()) options.copyLatest(options.bestName);
+    },
+    // A run cut short by --max-steps is measured at its end, after its last checkpoint was written.
+    completed(outcome) {
+      if (!outcome.interrupted && options.takeNewBest()) options.copyLatest(options.bestName);
     },
   };
 }

@@ -1,13 +1,14 @@
 // MoCo pretraining: main_moco.py's recipe (SGD, the lr set per epoch, a checkpoint every epoch) over
 // batched augmentation, with a kNN monitor, a metrics log and exact resume, as one configuration of
 // the training loop (loop.ts): a state, a step function and hooks.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 import { TwoViewAugment, evalTransform } from "../data/augment.js";
 import { DataLoader, type Batch } from "../data/loader.js";
 import { Random, type RandomState } from "../data/random.js";
+import type { SubsetRecord } from "../data/subset.js";
 import type { FeatureFunction } from "../encoder/features.js";
 import type { EncoderInput } from "../encoder/input.js";
 import { knnAccuracy } from "../eval/monitor.js";
@@ -42,23 +43,44 @@ import {
   CHECKPOINT_FORMAT,
   type PretrainCheckpoint,
 } from "./checkpoint.js";
-import type { PretrainConfig } from "./config.js";
+import { ConfigError, type PretrainConfig } from "./config.js";
 import { openPretrainData, type PretrainData } from "./data.js";
 import { MetricsLog, type KnnRecord } from "./metrics.js";
+import { formatHeader, pretrainHeader, type RunHeader } from "./run-header.js";
 import { initialiseBackbone } from "./init-backbone.js";
 import type { DataParallel } from "./parallel.js";
-import { knnMonitorHook, metricsHook, type KnnAccuracy, type PretrainStepOutput } from "./pretrain-hooks.js";
-import { silentProgress, type ProgressReporter } from "./progress.js";
+import {
+  keptCheckpointsHook,
+  knnMonitorHook,
+  metricsHook,
+  type KnnAccuracy,
+  type PretrainStepOutput,
+} from "./pretrain-hooks.js";
+import { silentProgress, type ProgressReporter } from "../loop/progress.js";
 
 export { NonFiniteLossError } from "../loop/index.js";
-import { writeJsonAtomic } from "../util/atomic-file.js";
+import { writeFileAtomic, writeJsonAtomic } from "../util/atomic-file.js";
+import {
+  LATEST_CHECKPOINT,
+  checkRunFolder,
+  clearRunFolder,
+  epochCheckpointName,
+  resolveResume,
+} from "../util/run-folder.js";
 
-export const CHECKPOINT_FILE = "checkpoint.pth.tar";
+export const CHECKPOINT_FILE = LATEST_CHECKPOINT;
+/** The checkpoint of the best kNN top-1 so far (main_moco.py's name for the best). */
+export const BEST_CHECKPOINT = "model_best.pth.tar";
 
 export interface PretrainOptions {
   progress?: ProgressReporter;
-  /** Continue the run saved in this checkpoint. */
+  /** Continue the run saved in this checkpoint (a file, or a run folder: its latest checkpoint). */
   resume?: string;
+  /**
+   * Replace the run already in `config.out` (its files are removed first). Without it, a folder that
+   * holds a checkpoint of another run is refused before any work.
+   */
+  overwrite?: boolean;
   /** Aborting stops the run between steps and writes a checkpoint to resume from. */
   signal?: AbortSignal;
   /**
@@ -85,6 +107,8 @@ export interface PretrainResult {
   interrupted: boolean;
   knn: KnnSummary;
   seconds: number;
+  /** What the run was: data, network, method, schedule, device, warnings (also in run.json). */
+  header: RunHeader;
 }
 
 function mocoSettings(config: PretrainConfig): MoCoSettings {
@@ -296,6 +320,15 @@ function mocoStep(
   };
 }
 
+/**
+ * How far a run is, in words: epochs at an epoch's end, steps inside one (a --max-steps run stops
+ * there: "after 0 epoch(s)" would be wrong).
+ */
+export function progressWords(position: LoopPosition): string {
+  if (position.step === 0) return "before training";
+  return position.epochStep === 0 ? `after ${position.epoch} epoch(s)` : `after ${position.step} step(s)`;
+}
+
 /** A kNN result into the metrics log and the console. */
 function knnRecorder(append: MetricsLog["append"], progress: ProgressReporter) {
   return (position: LoopPosition, features: string, result: KnnAccuracy): void => {
@@ -309,8 +342,16 @@ function knnRecorder(append: MetricsLog["append"], progress: ProgressReporter) {
       time: new Date().toISOString(),
     };
     append(record);
-    progress.log(`kNN top-1 (${features}) after ${position.epoch} epoch(s): ${result.top1.toFixed(2)}%`);
+    progress.log(`kNN top-1 (${features}) ${progressWords(position)}: ${result.top1.toFixed(2)}%`);
   };
+}
+
+/** The subset.json beside a checkpoint, when there is one: the images the run was using. */
+function savedSubset(checkpoint: string): SubsetRecord | null {
+  const path = join(dirname(checkpoint), "subset.json");
+  if (!existsSync(path)) return null;
+  const record = JSON.parse(readFileSync(path, "utf8")) as SubsetRecord;
+  return Array.isArray(record.indices) && typeof record.of === "number" ? record : null;
 }
 
 /** Runs (or resumes) MoCo pretraining as configured; the run folder gets config, metrics and checkpoints. */
@@ -321,11 +362,17 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
   const lead = rank === 0;
   const progress = lead ? (options.progress ?? silentProgress) : silentProgress;
   // Processes on one machine share its cores.
-  setNumThreads(config.threads ?? Math.max(1, Math.floor(availableParallelism() / (parallel?.localWorldSize ?? 1))));
-  const resumed = options.resume === undefined ? null : readCheckpoint(options.resume);
+  const threads = config.threads ?? Math.max(1, Math.floor(availableParallelism() / (parallel?.localWorldSize ?? 1)));
+  setNumThreads(threads);
+  const resumePath = options.resume === undefined ? null : resolveResume(options.resume, config.out);
+  if (lead) {
+    checkRunFolder(config.out, { resume: resumePath, overwrite: options.overwrite === true });
+    if (options.overwrite === true && resumePath === null) clearRunFolder(config.out);
+  }
+  const resumed = resumePath === null ? null : readCheckpoint(resumePath);
   if (resumed !== null && resumed.moco_ts.config.arch !== config.arch) {
     disposeCheckpoint(resumed);
-    throw new Error(`${options.resume}: checkpoint of a ${resumed.arch}, the configuration asks for ${config.arch}`);
+    throw new Error(`${resumePath}: checkpoint of a ${resumed.arch}, the configuration asks for ${config.arch}`);
   }
   checkBatchAgainstSettings(mocoSettings(config), config.batchSize, config.bnSplits);
   const layout = rankLayout(config, parallel?.worldSize ?? 1);
@@ -337,9 +384,20 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
   const checkpointPath = join(config.out, CHECKPOINT_FILE);
 
   manualSeed(config.seed);
-  const data = await openPretrainData(config);
+  const data = await openPretrainData(config, resumePath === null ? null : savedSubset(resumePath));
+  // Which images the run uses: reproduced from the seed on resume, recorded to be seen and checked.
+  if (lead && data.subset !== null) writeJsonAtomic(join(config.out, "subset.json"), data.subset, "pretrain");
   const model = buildModel(config, data.train.channels, parallel);
   const optimizer = new SGD(model.parameters(), { lr: config.lr, momentum: config.momentum, weightDecay: config.wd });
+  if (data.train.length < layout.batchSize) {
+    data.dispose();
+    model.dispose();
+    optimizer.dispose();
+    throw new ConfigError(
+      `the ${data.train.length} training images of ${data.train.name} are fewer than one batch ` +
+        `(--batch-size ${config.batchSize}): lower --batch-size or use more images`,
+    );
+  }
   const loader = new DataLoader(data.train, {
     batchSize: layout.batchSize,
     seed: config.seed,
@@ -352,7 +410,18 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
   );
   const state = new TrainingState<RandomState>(model, optimizer, { augment: views });
   const stepsPerEpoch = loader.batchesPerEpoch;
+  const totalSteps =
+    config.maxSteps === null ? config.epochs * stepsPerEpoch : Math.min(config.maxSteps, config.epochs * stepsPerEpoch);
+  // What the run is, before it spends its time: printed and kept as run.json.
+  const header = pretrainHeader(config, data, model.encoderQ.numParameters(), { stepsPerEpoch, totalSteps }, threads);
+  if (lead) {
+    for (const line of formatHeader(header)) progress.log(line);
+    writeJsonAtomic(join(config.out, "run.json"), header, "pretrain");
+  }
   const knn: KnnSummary = { trained: null, random: null, pixels: null };
+  // The best kNN top-1 of the trained encoder so far, and whether model_best.pth.tar lags behind it.
+  let best = -Infinity;
+  let newBest = false;
 
   try {
     if (resumed !== null) {
@@ -361,8 +430,10 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
       for (const record of metrics.read()) {
         if (record.type === "knn" && record.features === "pixels") knn.pixels = record.top1;
         if (record.type === "knn" && record.epoch === 0 && record.features !== "pixels") knn.random = record.top1;
+        if (record.type === "knn" && record.step > 0 && record.features !== "pixels")
+          best = Math.max(best, record.top1);
       }
-      progress.log(`resumed ${options.resume} at epoch ${state.epoch}, step ${state.step}`);
+      progress.log(`resumed ${resumePath} at epoch ${state.epoch}, step ${state.step}`);
     } else {
       if (config.pretrained !== null)
         progress.log(
@@ -371,10 +442,6 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
       if (lead) writeFileSync(metrics.path, "");
     }
 
-    const totalSteps =
-      config.maxSteps === null
-        ? config.epochs * stepsPerEpoch
-        : Math.min(config.maxSteps, config.epochs * stepsPerEpoch);
     const append: MetricsLog["append"] = (record) => metrics.append(record);
     const outcome = await runLoop({
       state,
@@ -415,6 +482,10 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
             record: knnRecorder(append, progress),
             found: (kind, top1) => {
               knn[kind] = top1;
+              if (kind === "trained" && top1 > best) {
+                best = top1;
+                newBest = true;
+              }
             },
           }),
         ),
@@ -424,6 +495,20 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
             size: data.imageSize,
             channels: data.train.channels,
             ...data.train.stats,
+          }),
+        ),
+        ...onRank0(
+          rank,
+          keptCheckpointsHook({
+            saveEvery: config.saveEvery,
+            copyLatest: (name) => writeFileAtomic(join(config.out, name), readFileSync(checkpointPath), "pretrain"),
+            bestName: BEST_CHECKPOINT,
+            epochName: epochCheckpointName,
+            takeNewBest: () => {
+              const taken = newBest;
+              newBest = false;
+              return taken;
+            },
           }),
         ),
         ...(parallel === undefined ? [] : [parallelHook(parallel, model)]),
@@ -437,6 +522,7 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
       interrupted: outcome.interrupted,
       knn,
       seconds: (Date.now() - started) / 1000,
+      header,
     };
     if (lead) writeJsonAtomic(join(config.out, "summary.json"), summary, "pretrain");
     return summary;
