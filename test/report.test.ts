@@ -18,6 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 
+import { pretrainPlan } from "../src/cli/pretrain-command.js";
 import { ReportInputError, readRuns, writeRunReport } from "../src/report/index.js";
 import { networkRequests, openLocalPage } from "./helpers/browser.js";
 import { writeFashionPngs } from "./helpers/fashion-folder.js";
@@ -42,11 +43,12 @@ before(async () => {
   await writeFashionPngs(CLASSES, 32 + TEST_PER_CLASS, (name, j) => join(folder, j < 32 ? "train" : "test", name));
   const common = ["--width", "4", "--batch-size", "32", "--bn-splits", "2", "--moco-k", "64", "--moco-dim", "16"];
   const tiny = [...common, "--image-size", "28", "--epochs", "2", "--knn-every", "1", "--threads", "1"];
-  for (const [out, lr] of [
-    [runA, "0.03"],
-    [runB, "0.1"],
+  // Run A writes its own report at the end (the default); run B was asked not to.
+  for (const [out, lr, report] of [
+    [runA, "0.03", "--report"],
+    [runB, "0.1", "--no-report"],
   ] as const) {
-    const result = moco(["pretrain", folder, "--out", out, "--lr", lr, ...tiny]);
+    const result = moco(["pretrain", folder, "--out", out, "--lr", lr, report, ...tiny]);
     assert.equal(result.status, 0, result.stderr);
   }
   const knn = moco([
@@ -59,6 +61,13 @@ before(async () => {
     "1",
   ]);
   assert.equal(knn.status, 0, knn.stderr);
+});
+
+test("moco pretrain writes the run's report at the end unless --no-report", () => {
+  const page = readFileSync(join(runA, "report.html"), "utf8");
+  assert.match(page, /<svg/, "the report has its charts");
+  assert.ok(!existsSync(join(runB, "report.html")), "--no-report wrote a report");
+  assert.equal(pretrainPlan([]).config.report, true, "the default");
 });
 
 test("moco report: one self-contained page of two runs that Chromium renders with every chart's marks", async () => {

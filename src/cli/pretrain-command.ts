@@ -119,6 +119,12 @@ export const PRETRAIN_FLAGS: readonly Flag[] = [
     kind: "int",
     help: "also keep checkpoint_%04d.pth.tar (main_moco.py's name: the 0-based epoch) every N epochs; 0: the latest only",
   },
+  {
+    flag: "report",
+    key: "report",
+    kind: "bool",
+    help: "write report.html (curves, per class, embedding map; moco report) into the run folder at the end",
+  },
 ];
 
 const RUN_FLAGS: readonly Flag[] = [
@@ -374,6 +380,15 @@ export async function runPretrain(argv: string[]): Promise<number> {
     if (result.interrupted) {
       console.log(`interrupted: continue with  moco pretrain --resume ${result.checkpoint}`);
       return 130;
+    }
+    if (config.report) {
+      // Loaded only here: vega and umap-js cost ~0.2 s to import, which no other path should pay.
+      const { writeRunReport } = await import("../report/index.js");
+      const report = await writeRunReport([result.runDir], {
+        out: join(result.runDir, "report.html"),
+        log: (line) => console.error(line),
+      });
+      console.log(`report: ${report.path}`);
     }
     return 0;
   } finally {

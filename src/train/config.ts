@@ -80,6 +80,8 @@ export const pretrainConfigSchema = z
     maxSteps: positiveInt.nullable(),
     /** Keep checkpoint_%04d.pth.tar every N epochs besides the latest; 0 = none. Absent in older checkpoints. */
     saveEvery: z.number().int().nonnegative().default(0),
+    /** `moco pretrain` writes report.html (moco report) into the run folder when the run completes. */
+    report: z.boolean().default(true),
     out: z.string(),
   })
   .strict();
@@ -110,6 +112,7 @@ const COMMON = {
   device: "cpu",
   maxSteps: null,
   saveEvery: 0,
+  report: true,
   symmetric: false,
 } satisfies Partial<PretrainConfig>;
 
