@@ -37,6 +37,13 @@ const INSTANCES: Record<string, [Error, string]> = {
   StateDictError: [new lib.StateDictError("net", ["a"], [], []), "ERR_STATE_DICT"],
   TruncatedPickleError: [new lib.TruncatedPickleError("m"), "ERR_TRUNCATED_PICKLE"],
   ZipFormatError: [new lib.ZipFormatError("m"), "ERR_ZIP_FORMAT"],
+  AutocastError: [new lib.AutocastError("m"), "ERR_AUTOCAST"],
+  PrecisionError: [new lib.PrecisionError("m"), "ERR_PRECISION"],
+  CyclicValueError: [new lib.CyclicValueError("m"), "ERR_CYCLIC_VALUE"],
+  EncoderInputError: [new lib.EncoderInputError("m"), "ERR_ENCODER_INPUT"],
+  ReportInputError: [new lib.ReportInputError("m"), "ERR_REPORT_INPUT"],
+  OnnxFormatError: [new lib.OnnxFormatError("m"), "ERR_ONNX_FORMAT"],
+  Detectron2ExportError: [new lib.Detectron2ExportError("m"), "ERR_DETECTRON2_EXPORT"],
 };
 
 test("every exported error class is a MocoError with its own name and a code", () => {
