@@ -8,6 +8,8 @@
 // their own. An entry may have no Python side at all: its metrics without a bound are then ours alone.
 import { readFileSync } from "node:fs";
 
+import { resolvePrecision, type ResolvedPrecision } from "../src/torch/index.js";
+
 /** What one side of an entry reports: named numbers, plus anything worth keeping in the JSON. */
 export interface Measurement {
   values: Record<string, number>;
@@ -79,6 +81,28 @@ export interface BenchEntry {
   unavailable?(): Promise<string | null>;
   /** Our side, run in a fresh child process with the thread count already set. */
   runOurs(ctx: RunContext): Promise<Measurement> | Measurement;
+}
+
+/**
+ * The precisions a network entry measures in one invocation: float32 on both sides, then ours as
+ * `--precision auto` decides on this CPU next to Python under `torch.autocast("cpu", bfloat16)` with
+ * `model.to(memory_format=torch.channels_last)`, both sides reporting the second figure under the
+ * metric's key + "_auto" (autoPrecisionMetric).
+ */
+export const PRECISIONS: { fp32: ResolvedPrecision; auto: ResolvedPrecision } = {
+  fp32: resolvePrecision({ precision: "fp32", channelsLast: "off" }),
+  auto: resolvePrecision({ precision: "auto", channelsLast: "auto" }),
+};
+
+/** The row of a throughput metric measured the second way: ours auto against Python's bf16 + channels_last. */
+export function autoPrecisionMetric(metric: MetricSpec): MetricSpec {
+  const ours = PRECISIONS.auto.dtype === "bfloat16" ? "bf16" : "fp32";
+  const layout = PRECISIONS.auto.channelsLast ? "+CL" : "";
+  return {
+    ...metric,
+    key: `${metric.key}_auto`,
+    label: `${metric.label}, ours auto (${ours}${layout}) vs python bf16+CL`,
+  };
 }
 
 /** Seconds since an arbitrary origin, with nanosecond resolution. */

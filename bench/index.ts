@@ -14,11 +14,18 @@ import { cpus, loadavg } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { buildInfo, getNumThreads, setNumThreads } from "../src/torch/index.js";
+import { buildInfo, getNumThreads, readCpuCapabilities, setNumThreads } from "../src/torch/index.js";
 import { dataPipeline } from "./data-pipeline.js";
 import { distScaling } from "./dist-scaling.js";
 import { embedThroughput } from "./embed-throughput.js";
-import type { BenchEntry, BoundSpec, Measurement, MetricSpec, RunContext } from "./framework.js";
+import {
+  PRECISIONS,
+  type BenchEntry,
+  type BoundSpec,
+  type Measurement,
+  type MetricSpec,
+  type RunContext,
+} from "./framework.js";
 import { matmul512 } from "./matmul512.js";
 import { mocoCifarStep, mocoFmnistStep } from "./moco-train-step.js";
 import { opOverhead } from "./op-overhead.js";
@@ -346,6 +353,13 @@ async function main(): Promise<void> {
       `${cpus().length} CPU(s), load average ${loadavg()[0]?.toFixed(2)}${ctx.quick ? ", QUICK (numbers not meaningful)" : ""}`,
   );
   console.log(`node ${versions.node}, libtorch ${versions.libtorch} (ours), torch ${versions.pythonTorch} (python)`);
+  // bf16 figures mean something only next to the CPU that computed them.
+  const cpu = readCpuCapabilities();
+  const bf16Flags = ["avx512_bf16", "amx_bf16"].filter((flag) => cpu.flags.has(flag));
+  console.log(
+    `CPU ${cpu.model ?? cpus()[0]?.model ?? "unknown"}: native bf16 ${bf16Flags.length > 0 ? `yes (${bf16Flags.join(", ")})` : "no"}; ` +
+      `"auto" rows: ${PRECISIONS.auto.reason}`,
+  );
 
   const rows: Row[] = [];
   const boundRows: BoundRow[] = [];
@@ -433,6 +447,8 @@ async function main(): Promise<void> {
     quick: ctx.quick,
     cpus: cpus().length,
     cpuModel: cpus()[0]?.model ?? "unknown",
+    nativeBf16: bf16Flags,
+    autoPrecision: PRECISIONS.auto,
     loadAverageAtStart: loadavg(),
     versions,
     entries: results,

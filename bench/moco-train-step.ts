@@ -16,8 +16,18 @@ import { fileURLToPath } from "node:url";
 import type { MoCo, MoCoSettings } from "../src/moco/index.js";
 import { SGD } from "../src/optim/index.js";
 import * as torch from "../src/torch/index.js";
-import { F } from "../src/torch/index.js";
-import { median, now, peakRssMiB, rssMiB, PEAK_RSS_METRIC, type BenchEntry, type MetricSpec } from "./framework.js";
+import { F, withPrecision, type ResolvedPrecision } from "../src/torch/index.js";
+import {
+  autoPrecisionMetric,
+  median,
+  now,
+  peakRssMiB,
+  rssMiB,
+  PEAK_RSS_METRIC,
+  PRECISIONS,
+  type BenchEntry,
+  type MetricSpec,
+} from "./framework.js";
 
 const srcDir = join(dirname(fileURLToPath(import.meta.url)), "..", "src");
 
@@ -59,8 +69,18 @@ export const FMNIST: MoCoStepConfig = {
   lr: 0.03,
 };
 
+const THROUGHPUT: MetricSpec = {
+  key: "images_per_s",
+  label: "training throughput",
+  unit: "images/s",
+  better: "higher",
+  target: 1.0,
+  digits: 1,
+};
+
 const METRICS: MetricSpec[] = [
-  { key: "images_per_s", label: "training throughput", unit: "images/s", better: "higher", target: 1.0, digits: 1 },
+  THROUGHPUT,
+  autoPrecisionMetric(THROUGHPUT),
   {
     key: "images_per_cpu_s",
     label: "images per CPU-second",
@@ -74,7 +94,8 @@ const METRICS: MetricSpec[] = [
 
 /**
  * The step of pretrain.ts, less the augmentation and the metrics; `averageGradients` runs between the
- * backward pass and the update, as in a distributed run. Returns the loss.
+ * backward pass and the update, as in a distributed run; the forward pass and the loss run under
+ * `precision` (the views already in its layout), as pretrain.ts's step. Returns the loss.
  */
 export function mocoStep(
   model: MoCo,
@@ -82,11 +103,14 @@ export function mocoStep(
   imQ: torch.Tensor,
   imK: torch.Tensor,
   averageGradients?: () => void,
+  precision: ResolvedPrecision = PRECISIONS.fp32,
 ): number {
   return torch.scope(() => {
-    const outputs = model.forward(imQ, imK);
-    const losses = outputs.map((o) => F.crossEntropy(o.logits, o.labels));
-    const l = losses.length === 1 ? (losses[0] as torch.Tensor) : losses.reduce((a, b) => a.add(b));
+    const l = withPrecision(precision, "cpu", () => {
+      const outputs = model.forward(imQ, imK);
+      const losses = outputs.map((o) => F.crossEntropy(o.logits.float(), o.labels));
+      return losses.length === 1 ? (losses[0] as torch.Tensor) : losses.reduce((a, b) => a.add(b));
+    });
     const loss = l.item();
     optimizer.zeroGrad();
     l.backward();
@@ -142,22 +166,33 @@ function mocoStepEntry(c: MoCoStepConfig): BenchEntry {
       const imK = torch.randn([c.batch, c.inChannels, c.size, c.size]);
       const opt = new SGD(model.parameters(), { lr: c.lr, momentum: 0.9, weightDecay: 5e-4 });
       const rssBefore = rssMiB();
-      const times: number[] = [];
       const cpuTimes: number[] = [];
       let loss = 0;
-      for (let i = 0; i < warmup + steps; i++) {
-        const t0 = now();
-        const c0 = process.cpuUsage();
-        loss = mocoStep(model, opt, imQ, imK);
-        if (i >= warmup) {
-          times.push(now() - t0);
-          const cpu = process.cpuUsage(c0);
-          cpuTimes.push((cpu.user + cpu.system) / 1e6);
+      const measure = (precision: ResolvedPrecision): number[] => {
+        if (precision.channelsLast) model.to({ memoryFormat: "channelsLast" });
+        const q = torch.inLayout(precision, imQ);
+        const k = torch.inLayout(precision, imK);
+        const seconds: number[] = [];
+        for (let i = 0; i < warmup + steps; i++) {
+          const t0 = now();
+          const c0 = process.cpuUsage();
+          loss = mocoStep(model, opt, q, k, undefined, precision);
+          if (i >= warmup) {
+            seconds.push(now() - t0);
+            const cpu = process.cpuUsage(c0);
+            if (precision === PRECISIONS.fp32) cpuTimes.push((cpu.user + cpu.system) / 1e6);
+          }
         }
-      }
+        if (q !== imQ) q.dispose();
+        if (k !== imK) k.dispose();
+        return seconds;
+      };
+      const times = measure(PRECISIONS.fp32);
+      const autoTimes = measure(PRECISIONS.auto);
       const result = {
         values: {
           images_per_s: c.batch / median(times),
+          images_per_s_auto: c.batch / median(autoTimes),
           images_per_cpu_s: c.batch / median(cpuTimes),
           peak_rss_mib: peakRssMiB(),
         },
@@ -171,6 +206,8 @@ function mocoStepEntry(c: MoCoStepConfig): BenchEntry {
           warmup,
           steps,
           step_seconds: times,
+          step_seconds_auto: autoTimes,
+          auto: PRECISIONS.auto.reason,
           step_cpu_seconds: cpuTimes,
           best_images_per_s: c.batch / Math.min(...times),
           rss_mib_after_setup: rssBefore,

@@ -9,10 +9,28 @@ import { fileURLToPath } from "node:url";
 
 import { SGD } from "../src/optim/index.js";
 import * as torch from "../src/torch/index.js";
-import { F } from "../src/torch/index.js";
-import { median, now, peakRssMiB, rssMiB, PEAK_RSS_METRIC, type BenchEntry } from "./framework.js";
+import { F, inLayout, withPrecision, type ResolvedPrecision } from "../src/torch/index.js";
+import {
+  autoPrecisionMetric,
+  median,
+  now,
+  peakRssMiB,
+  rssMiB,
+  PEAK_RSS_METRIC,
+  PRECISIONS,
+  type BenchEntry,
+  type MetricSpec,
+} from "./framework.js";
 
 const BATCH = 64;
+const THROUGHPUT: MetricSpec = {
+  key: "images_per_s",
+  label: "training throughput",
+  unit: "images/s",
+  better: "higher",
+  target: 1.0,
+  digits: 1,
+};
 const nnIndex = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "nn", "index.ts");
 
 export const resnet18TrainStep: BenchEntry = {
@@ -21,7 +39,8 @@ export const resnet18TrainStep: BenchEntry = {
   python: "resnet18-train-step.py",
   rounds: 2,
   metrics: [
-    { key: "images_per_s", label: "training throughput", unit: "images/s", better: "higher", target: 1.0, digits: 1 },
+    THROUGHPUT,
+    autoPrecisionMetric(THROUGHPUT),
     {
       key: "images_per_cpu_s",
       label: "images per CPU-second",
@@ -50,25 +69,34 @@ export const resnet18TrainStep: BenchEntry = {
     const times: number[] = [];
     const cpuTimes: number[] = [];
     let loss = 0;
-    for (let i = 0; i < warmup + steps; i++) {
-      const t0 = now();
-      const c0 = process.cpuUsage();
-      opt.zeroGrad();
-      torch.scope(() => {
-        const l = F.crossEntropy(model.forward(x), y);
-        l.backward();
-        loss = l.item();
-      });
-      opt.step();
-      if (i >= warmup) {
-        times.push(now() - t0);
-        const cpu = process.cpuUsage(c0);
-        cpuTimes.push((cpu.user + cpu.system) / 1e6);
+    const measure = (precision: ResolvedPrecision): number[] => {
+      if (precision.channelsLast) model.to({ memoryFormat: "channelsLast" });
+      const seconds: number[] = [];
+      for (let i = 0; i < warmup + steps; i++) {
+        const t0 = now();
+        const c0 = process.cpuUsage();
+        opt.zeroGrad();
+        torch.scope(() => {
+          const input = inLayout(precision, x);
+          const l = withPrecision(precision, "cpu", () => F.crossEntropy(model.forward(input), y));
+          l.backward();
+          loss = l.item();
+        });
+        opt.step();
+        if (i >= warmup) {
+          seconds.push(now() - t0);
+          const cpu = process.cpuUsage(c0);
+          if (precision === PRECISIONS.fp32) cpuTimes.push((cpu.user + cpu.system) / 1e6);
+        }
       }
-    }
+      return seconds;
+    };
+    times.push(...measure(PRECISIONS.fp32));
+    const autoTimes = measure(PRECISIONS.auto);
     const result = {
       values: {
         images_per_s: BATCH / median(times),
+        images_per_s_auto: BATCH / median(autoTimes),
         images_per_cpu_s: BATCH / median(cpuTimes),
         peak_rss_mib: peakRssMiB(),
       },
@@ -77,6 +105,8 @@ export const resnet18TrainStep: BenchEntry = {
         warmup,
         steps,
         step_seconds: times,
+        step_seconds_auto: autoTimes,
+        auto: PRECISIONS.auto.reason,
         step_cpu_seconds: cpuTimes,
         best_images_per_s: BATCH / Math.min(...times),
         rss_mib_after_setup: rssBefore,

@@ -111,7 +111,6 @@ export {
 } from "./export/backbone.js";
 export { startServer, type ServeOptions, type RunningServer } from "./serve/server.js";
 export { ServeError, QueueFullError, ShuttingDownError, IndexLogError } from "./serve/errors.js";
-export { resolvePrecision, readCpuCapabilities, PrecisionError, type CpuCapabilities } from "./train/precision.js";
 export * from "./io/index.js";
 export * from "./dist/index.js";
 export {

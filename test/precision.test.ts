@@ -12,7 +12,7 @@ import {
   readCpuCapabilities,
   resolvePrecision,
   type CpuCapabilities,
-} from "../src/train/precision.js";
+} from "../src/torch/precision.js";
 
 const cpuinfo = (model: string, flags: string) =>
   `processor\t: 0\nvendor_id\t: X\nmodel name\t: ${model}\nflags\t\t: ${flags}\n\nprocessor\t: 1\nmodel name\t: ${model}\nflags\t\t: ${flags}\n`;

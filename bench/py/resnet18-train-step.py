@@ -1,5 +1,7 @@
 """Python side of bench entry resnet18-train-step: torchvision resnet18 with the CIFAR stem,
-batch 64 on 32×32, forward + cross-entropy + backward + SGD(momentum 0.9, weight decay 5e-4)."""
+batch 64 on 32×32, forward + cross-entropy + backward + SGD(momentum 0.9, weight decay 5e-4). Measured
+in float32, then (images_per_s_amp) under torch.autocast("cpu", bfloat16) with channels_last, torch's
+AMP recipe: forward and loss inside autocast, backward outside."""
 import json
 import statistics
 import time
@@ -24,25 +26,40 @@ x = torch.randn(BATCH, 3, 32, 32)
 y = torch.randint(0, 10, (BATCH,))
 opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
 rss_before = status_mib("VmRSS")
-times = []
 cpu_times = []
 loss = 0.0
-for i in range(warmup + steps):
-    t0 = time.perf_counter()
-    c0 = time.process_time()
-    opt.zero_grad(set_to_none=True)
-    out = torch.nn.functional.cross_entropy(model(x), y)
-    out.backward()
-    loss = out.item()
-    opt.step()
-    if i >= warmup:
-        times.append(time.perf_counter() - t0)
-        cpu_times.append(time.process_time() - c0)
+
+
+def measure(amp):
+    global loss
+    inputs = x.to(memory_format=torch.channels_last) if amp else x
+    if amp:
+        model.to(memory_format=torch.channels_last)
+    seconds = []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            out = torch.nn.functional.cross_entropy(model(inputs), y)
+        out.backward()
+        loss = out.item()
+        opt.step()
+        if i >= warmup:
+            seconds.append(time.perf_counter() - t0)
+            if not amp:
+                cpu_times.append(time.process_time() - c0)
+    return seconds
+
+
+times = measure(False)
+amp_times = measure(True)
 print(
     json.dumps(
         {
             "values": {
                 "images_per_s": BATCH / statistics.median(times),
+                "images_per_s_auto": BATCH / statistics.median(amp_times),
                 "images_per_cpu_s": BATCH / statistics.median(cpu_times),
                 "peak_rss_mib": status_mib("VmHWM"),
             },
@@ -51,6 +68,7 @@ print(
                 "warmup": warmup,
                 "steps": steps,
                 "step_seconds": times,
+                "step_seconds_amp": amp_times,
                 "step_cpu_seconds": cpu_times,
                 "best_images_per_s": BATCH / min(times),
                 "rss_mib_after_setup": rss_before,

@@ -2,13 +2,23 @@
 import type { FeatureKind } from "../encoder/encoder.js";
 import { INDEX_FILES, writeEmbeddingIndex } from "../search/store.js";
 import { DATA_FLAGS, openEvalData } from "./eval-data.js";
-import { ENCODER_FLAGS, encoderFromFlags } from "./encoder-flags.js";
-import { DEVICE_FLAG, UsageError, flagHelp, parseCommand, type Flag } from "./flags.js";
+import { ENCODER_FLAGS, encoderFromFlags, precisionPolicy } from "./encoder-flags.js";
+import {
+  CHANNELS_LAST_FLAG,
+  DEVICE_FLAG,
+  PRECISION_FLAG,
+  UsageError,
+  flagHelp,
+  parseCommand,
+  type Flag,
+} from "./flags.js";
 
 const EMBED_FLAGS: readonly Flag[] = [
   ...ENCODER_FLAGS,
   ...DATA_FLAGS,
   DEVICE_FLAG,
+  PRECISION_FLAG,
+  CHANNELS_LAST_FLAG,
   {
     flag: "split",
     kind: "string",
@@ -51,6 +61,7 @@ export async function runEmbed(argv: string[]): Promise<number> {
   const split = flags.choice("split", ["train", "test"] as const);
   const log = (line: string) => console.error(line);
   const encoder = encoderFromFlags(flags, log);
+  const policy = precisionPolicy(flags, log);
   try {
     if (features === "head" && !encoder.hasHead)
       throw new UsageError(`${encoder.info.path} has no head: --features backbone`);
@@ -69,6 +80,7 @@ export async function runEmbed(argv: string[]): Promise<number> {
         size: data.imageSize,
         batchSize: flags.number("batch-size"),
         device: flags.optionalString("device") ?? "cpu",
+        ...policy,
         datasetInfo: { kind: data.kind, name: dataset.name, root: data.root, split: data.hasSplits ? split : null },
         onNote: log,
         onProgress: (done, total) => {

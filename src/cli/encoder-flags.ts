@@ -5,9 +5,9 @@ import { dirname } from "node:path";
 
 import { loadEncoder, type Encoder } from "../encoder/encoder.js";
 import type { EncoderPart } from "../encoder/sources.js";
-import { buildInfo, setNumThreads } from "../torch/index.js";
+import { buildInfo, resolvePrecision, setNumThreads, type PrecisionOptions } from "../torch/index.js";
 import { writeJsonAtomic } from "../util/atomic-file.js";
-import { UsageError, type Flag, type FlagReader } from "./flags.js";
+import { UsageError, precisionFromFlags, type Flag, type FlagReader } from "./flags.js";
 
 export const ENCODER_FLAGS: readonly Flag[] = [
   {
@@ -72,6 +72,13 @@ export function encoderFromFlags(
   if (device !== "cpu") encoder.model.toDevice(device);
   log(`encoder: ${encoder.describe()}`);
   return encoder;
+}
+
+/** --precision and --channels-last, with the decision and its reason logged as the run starts. */
+export function precisionPolicy(flags: FlagReader, log: (line: string) => void): PrecisionOptions {
+  const policy = precisionFromFlags(flags);
+  log(resolvePrecision(policy).reason);
+  return policy;
 }
 
 /** Writes JSON atomically (src/util/atomic-file.ts), creating the folder. */

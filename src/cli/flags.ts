@@ -6,6 +6,13 @@
 import { availableParallelism } from "node:os";
 
 import { UsageError } from "../errors.js";
+import {
+  CHANNELS_LAST_SETTINGS,
+  PRECISION_SETTINGS,
+  type ChannelsLastSetting,
+  type PrecisionOptions,
+  type PrecisionSetting,
+} from "../torch/index.js";
 import { closest } from "../train/config.js";
 
 export { UsageError };
@@ -378,3 +385,29 @@ export const DEVICE_FLAG: Flag = {
   default: "cpu",
   check: (value) => (DEVICE.test(value) ? null : "must be cpu, cuda or cuda:N"),
 };
+
+/** --precision: the forward pass in bfloat16 autocast or float32 (src/torch/precision.ts decides auto). */
+export const PRECISION_FLAG: Flag = {
+  flag: "precision",
+  kind: "string",
+  choices: PRECISION_SETTINGS,
+  help: "forward pass: auto (bf16 where the CPU computes it natively: avx512_bf16 or AMX) | fp32 | bf16",
+  default: "auto",
+};
+
+/** --channels-last: activations and conv weights NHWC in memory. */
+export const CHANNELS_LAST_FLAG: Flag = {
+  flag: "channels-last",
+  kind: "string",
+  choices: CHANNELS_LAST_SETTINGS,
+  help: "channels-last activations and conv weights: auto (with AVX-512) | on | off",
+  default: "auto",
+};
+
+/** The precision policy a command's --precision and --channels-last ask for (both already checked). */
+export function precisionFromFlags(flags: FlagReader): PrecisionOptions {
+  return {
+    precision: flags.choice<PrecisionSetting>("precision", PRECISION_SETTINGS),
+    channelsLast: flags.choice<ChannelsLastSetting>("channels-last", CHANNELS_LAST_SETTINGS),
+  };
+}

@@ -7,13 +7,23 @@ import { evaluateEncoderKnn } from "../eval/encoder-knn.js";
 import { KNN_DEFAULTS } from "../eval/knn.js";
 import type { FeatureKind } from "../encoder/encoder.js";
 import { DATA_FLAGS, openEvalData } from "./eval-data.js";
-import { ENCODER_FLAGS, encoderFromFlags, writeJson } from "./encoder-flags.js";
-import { DEVICE_FLAG, UsageError, flagHelp, parseCommand, type Flag } from "./flags.js";
+import { ENCODER_FLAGS, encoderFromFlags, precisionPolicy, writeJson } from "./encoder-flags.js";
+import {
+  CHANNELS_LAST_FLAG,
+  DEVICE_FLAG,
+  PRECISION_FLAG,
+  UsageError,
+  flagHelp,
+  parseCommand,
+  type Flag,
+} from "./flags.js";
 
 const KNN_FLAGS: readonly Flag[] = [
   ...ENCODER_FLAGS,
   ...DATA_FLAGS,
   DEVICE_FLAG,
+  PRECISION_FLAG,
+  CHANNELS_LAST_FLAG,
   { flag: "knn-k", kind: "int", help: "neighbours that vote", default: KNN_DEFAULTS.k, bounds: { min: 1 } },
   {
     flag: "knn-t",
@@ -61,6 +71,7 @@ export async function runKnn(argv: string[]): Promise<number> {
   const features = flags.choice<FeatureKind>("features", ["backbone", "head"]);
   const log = (line: string) => console.error(line);
   const encoder = encoderFromFlags(flags, log);
+  const policy = precisionPolicy(flags, log);
   try {
     if (features === "head" && !encoder.hasHead)
       throw new UsageError(`${encoder.info.path} has no head: --features backbone`);
@@ -80,6 +91,7 @@ export async function runKnn(argv: string[]): Promise<number> {
         size: data.imageSize,
         batchSize: flags.number("batch-size"),
         device: flags.optionalString("device") ?? "cpu",
+        ...policy,
         onNote: log,
       });
       const out = flags.string("out");

@@ -2,6 +2,7 @@
 import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
+import { embedPrecision, encoderFeatures } from "../encoder/embed.js";
 import { loadEncoder } from "../encoder/encoder.js";
 import { Preprocessor } from "../encoder/preprocess.js";
 import {
@@ -19,16 +20,27 @@ import { progressReporter } from "../loop/progress.js";
 import { Tensor, getNumThreads, load, noGrad, scope, type Saveable } from "../torch/index.js";
 import { collectTensors } from "../encoder/sources.js";
 import { DATA_FLAGS, openEvalData } from "./eval-data.js";
-import { ENCODER_FLAGS, encoderFromFlags, writeJson } from "./encoder-flags.js";
+import { ENCODER_FLAGS, encoderFromFlags, precisionPolicy, writeJson } from "./encoder-flags.js";
 import { listenForInterrupt } from "./interrupt.js";
 import { checkRunFolder, clearRunFolder, resolveResume } from "../util/run-folder.js";
-import { DEVICE_FLAG, FlagReader, UsageError, flagHelp, parseCommand, type Flag } from "./flags.js";
+import {
+  CHANNELS_LAST_FLAG,
+  DEVICE_FLAG,
+  PRECISION_FLAG,
+  FlagReader,
+  UsageError,
+  flagHelp,
+  parseCommand,
+  type Flag,
+} from "./flags.js";
 
 const D = LINCLS_DEFAULTS;
 const LINCLS_FLAGS: readonly Flag[] = [
   ...ENCODER_FLAGS,
   ...DATA_FLAGS,
   DEVICE_FLAG,
+  PRECISION_FLAG,
+  CHANNELS_LAST_FLAG,
   { flag: "epochs", kind: "int", help: "epochs to train", default: D.epochs, bounds: { min: 1 } },
   {
     flag: "batch-size",
@@ -183,6 +195,11 @@ function configFromFlags(flags: FlagReader, saved: LinearEvalConfig | null): Lin
             ? flags.optionalNumber(flag)
             : flags.number(flag);
   }
+  // The precision policy, like the device: kept from a resumed run unless given.
+  if (saved === null || flags.given("precision") || config["precision"] === undefined)
+    config["precision"] = flags.string("precision");
+  if (saved === null || flags.given("channels-last") || config["channelsLast"] === undefined)
+    config["channelsLast"] = flags.string("channels-last");
   // Where the network runs: kept from a resumed run unless given (the library's config names it `device`).
   if (saved === null || flags.given("device") || config["device"] === undefined)
     config["device"] = flags.optionalString("device") ?? "cpu";
@@ -208,6 +225,8 @@ async function evaluateOnly(flags: FlagReader, argvData: string | undefined): Pr
         saved?.config.imageSize ??
         linclsImageSize(classifier, val, LINCLS_DEFAULTS);
       const preprocessor = new Preprocessor(classifier, val.channels, { size, centerCropRatio: 0.875 });
+      // As training validated: the backbone under the policy, the classifier on float32 features.
+      const backbone = encoderFeatures(classifier, preprocessor, precisionPolicy(flags, log));
       let top1 = 0;
       let top5 = 0;
       const batchSize = flags.number("batch-size");
@@ -217,7 +236,7 @@ async function evaluateOnly(flags: FlagReader, argvData: string | undefined): Pr
         const hits = scope(() =>
           noGrad(() =>
             topkCorrect(
-              classifier.model.forward(preprocessor.apply(images)),
+              classifier.model.fc.forward(backbone(images)),
               (val.labels as Tensor).narrow(0, start, indices.length),
             ),
           ),
@@ -271,7 +290,12 @@ export async function runLincls(argv: string[]): Promise<number> {
         if (train === undefined || val === undefined) throw new Error("lincls: no train or test split");
         mkdirSync(out, { recursive: true });
         const resolved = { ...config, imageSize: config.imageSize ?? data.imageSize };
-        writeJson(join(out, "config.json"), { ...resolved, pretrained, dataset: data.kind });
+        writeJson(join(out, "config.json"), {
+          ...resolved,
+          pretrained,
+          dataset: data.kind,
+          resolvedPrecision: embedPrecision(resolved),
+        });
         if (data.subset !== null) writeJson(join(out, "subset.json"), data.subset);
         const metricsPath = join(out, "metrics.jsonl");
         if (saved === null) writeFileSync(metricsPath, "");

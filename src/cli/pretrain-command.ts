@@ -19,7 +19,17 @@ import { DATASETS, DATASET_NAMES, datasetRoot } from "../data/registry.js";
 import { RESNET_ARCHS } from "../nn/index.js";
 import { explainFailure, joinJob } from "./distributed.js";
 import { checkDevice } from "./encoder-flags.js";
-import { DEVICE_FLAG, THREADS_FLAG, UsageError, flagHelp, parseFlags, type Flag, type FlagValue } from "./flags.js";
+import {
+  CHANNELS_LAST_FLAG,
+  DEVICE_FLAG,
+  PRECISION_FLAG,
+  THREADS_FLAG,
+  UsageError,
+  flagHelp,
+  parseFlags,
+  type Flag,
+  type FlagValue,
+} from "./flags.js";
 import { listenForInterrupt } from "./interrupt.js";
 import { launchWorkers, type LaunchValues } from "./launch.js";
 import { checkRunFolder, resolveResume } from "../util/run-folder.js";
@@ -112,6 +122,8 @@ export const PRETRAIN_FLAGS: readonly Flag[] = [
     bounds: THREADS_FLAG.bounds ?? {},
   },
   { ...DEVICE_FLAG, key: "device" },
+  { ...PRECISION_FLAG, key: "precision" },
+  { ...CHANNELS_LAST_FLAG, key: "channelsLast" },
   { flag: "max-steps", key: "maxSteps", kind: "nullableInt", help: "stop after N steps in all (quick trials)" },
   {
     flag: "save-every",

@@ -13,8 +13,16 @@ import { writeResultsPage, type SearchResult } from "../search/page.js";
 import { nearestNeighbours } from "../search/search.js";
 import { readEmbeddingIndex, type IndexMeta } from "../search/store.js";
 import { cat, fromTypedArray, keep, scope, type Tensor } from "../torch/index.js";
-import { deviceFromFlags, writeJson } from "./encoder-flags.js";
-import { DEVICE_FLAG, UsageError, flagHelp, parseCommand, type Flag } from "./flags.js";
+import { deviceFromFlags, precisionPolicy, writeJson } from "./encoder-flags.js";
+import {
+  CHANNELS_LAST_FLAG,
+  DEVICE_FLAG,
+  PRECISION_FLAG,
+  UsageError,
+  flagHelp,
+  parseCommand,
+  type Flag,
+} from "./flags.js";
 
 const SEARCH_FLAGS: readonly Flag[] = [
   { flag: "index", kind: "string", meta: "DIR", help: "an index folder written by moco embed (required)" },
@@ -28,6 +36,8 @@ const SEARCH_FLAGS: readonly Flag[] = [
   },
   { flag: "out", kind: "string", meta: "DIR", help: "where results.json and results.html go", default: "runs/search" },
   DEVICE_FLAG,
+  PRECISION_FLAG,
+  CHANNELS_LAST_FLAG,
 ];
 
 export const SEARCH_HELP = `Usage: moco search --index DIR QUERY... [options]
@@ -98,6 +108,7 @@ export async function runSearch(argv: string[]): Promise<number> {
   if (positionals.length === 0) throw new UsageError("search needs at least one query image or folder");
   const k = flags.number("k");
   const device = deviceFromFlags(flags);
+  const policy = precisionPolicy(flags, (line) => console.error(line));
   const index = readEmbeddingIndex(flags.string("index"));
   try {
     const { meta } = index;
@@ -112,7 +123,13 @@ export async function runSearch(argv: string[]): Promise<number> {
       const images = await decodeQueries(files, meta);
       const queries = scope(() => {
         try {
-          return embed(encoder, images, { features: meta.features, size: meta.imageSize, normalize: true, device });
+          return embed(encoder, images, {
+            features: meta.features,
+            size: meta.imageSize,
+            normalize: true,
+            device,
+            ...policy,
+          });
         } finally {
           images.dispose();
         }

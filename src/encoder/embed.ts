@@ -3,7 +3,17 @@
 // itself is features.ts's, shared with kNN and linear evaluation.
 import type { ImageDataset } from "../data/dataset.js";
 import { onDevice } from "../nn/index.js";
-import type { Tensor } from "../torch/index.js";
+import {
+  asFloat32,
+  inLayout,
+  resolvePrecision,
+  withPrecision,
+  type ChannelsLastSetting,
+  type CpuCapabilities,
+  type PrecisionSetting,
+  type ResolvedPrecision,
+  type Tensor,
+} from "../torch/index.js";
 import type { Encoder, FeatureKind } from "./encoder.js";
 import { batchFeatures, datasetSource, streamFeatures, type FeatureFunction } from "./features.js";
 import { Preprocessor, type PreprocessOptions } from "./preprocess.js";
@@ -17,6 +27,23 @@ export interface EmbedOptions extends PreprocessOptions {
    * Default: wherever it is. Embeddings come back on the CPU.
    */
   device?: string;
+  /**
+   * The forward pass in bfloat16 autocast ("bf16"), float32, or "auto" (src/torch/precision.ts).
+   * Default "fp32": the features PyTorch's float32 forward gives. Embeddings are float32 either way.
+   */
+  precision?: PrecisionSetting;
+  /** Channels-last activations and conv weights (the model is converted in place). Default "off". */
+  channelsLast?: ChannelsLastSetting;
+  /** The CPU "auto" decides for (default: this machine's /proc/cpuinfo). */
+  cpu?: CpuCapabilities;
+}
+
+/** The precision an embedding call runs in. */
+export function embedPrecision(options: EmbedOptions): ResolvedPrecision {
+  return resolvePrecision(
+    { precision: options.precision ?? "fp32", channelsLast: options.channelsLast ?? "off" },
+    options.cpu,
+  );
 }
 
 /**
@@ -26,7 +53,14 @@ export interface EmbedOptions extends PreprocessOptions {
 export function encoderFeatures(encoder: Encoder, preprocessor: Preprocessor, options: EmbedOptions): FeatureFunction {
   if (options.device !== undefined) encoder.model.toDevice(options.device);
   const device = encoder.model.device;
-  return (images) => encoder.forward(onDevice(preprocessor.apply(images), device), options.features ?? "backbone");
+  const precision = embedPrecision(options);
+  if (precision.channelsLast) encoder.model.to({ memoryFormat: "channelsLast" });
+  const kind = options.features ?? "backbone";
+  return (images) => {
+    const x = inLayout(precision, onDevice(preprocessor.apply(images), device));
+    // Cast before anything normalises, stores or compares them: bf16 only inside the network.
+    return asFloat32(withPrecision(precision, device, () => encoder.forward(x, kind)));
+  };
 }
 
 function toCpu(features: Tensor): Tensor {

@@ -19,14 +19,28 @@ import { Augment, type AugmentConfig } from "../data/augment.js";
 import type { ImageDataset } from "../data/dataset.js";
 import { DataLoader, type Batch } from "../data/loader.js";
 import { Random } from "../data/random.js";
-import { encoderFeatures } from "../encoder/embed.js";
+import { embedPrecision, encoderFeatures } from "../encoder/embed.js";
 import type { Encoder } from "../encoder/encoder.js";
 import { datasetFeatures } from "../encoder/features.js";
 import { Preprocessor } from "../encoder/preprocess.js";
 import { Linear, onDevice } from "../nn/index.js";
 import { normal_, zeros_ } from "../nn/init.js";
 import { SGD, cosineSchedule, stepSchedule, type LrSchedule, type SGDStateDict } from "../optim/index.js";
-import { F, keep, noGrad, save, scope, type Saveable, type Tensor } from "../torch/index.js";
+import {
+  F,
+  asFloat32,
+  inLayout,
+  keep,
+  noGrad,
+  save,
+  scope,
+  withPrecision,
+  type ChannelsLastSetting,
+  type PrecisionSetting,
+  type ResolvedPrecision,
+  type Saveable,
+  type Tensor,
+} from "../torch/index.js";
 import { checkpointHook, currentLr, lrScheduleHook, nonFiniteLossGuard } from "../loop/index.js";
 import { TrainingState, runLoop, type LoopHooks } from "../loop/index.js";
 import { topkCorrect, type ProgressReporter } from "../loop/index.js";
@@ -53,6 +67,10 @@ export interface LinearEvalConfig {
    * model is moved there and stays there.
    */
   device?: string;
+  /** The backbone's forward pass: "fp32" (absent), "bf16" autocast or "auto" (src/torch/precision.ts). */
+  precision?: PrecisionSetting;
+  /** Channels-last activations and conv weights for the backbone: "off" (absent), "on" or "auto". */
+  channelsLast?: ChannelsLastSetting;
 }
 
 export const LINCLS_DEFAULTS: LinearEvalConfig = {
@@ -236,8 +254,10 @@ function collectFeatures(
   dataset: ImageDataset,
   preprocessor: Preprocessor,
   batchSize: number,
+  config: LinearEvalConfig,
 ): Promise<Tensor> {
-  return datasetFeatures(dataset, batchSize, encoderFeatures(encoder, preprocessor, {}), { normalize: false });
+  const policy = { precision: config.precision ?? "fp32", channelsLast: config.channelsLast ?? "off" } as const;
+  return datasetFeatures(dataset, batchSize, encoderFeatures(encoder, preprocessor, policy), { normalize: false });
 }
 
 /** Copies of every backbone tensor (parameters and BN statistics), to prove afterwards that none moved. */
@@ -310,6 +330,9 @@ export async function linearEvaluation(options: LinearEvalOptions): Promise<Line
 
   const device = config.device ?? "cpu";
   encoder.model.toDevice(device);
+  const precision: ResolvedPrecision = embedPrecision(config);
+  log(precision.reason);
+  if (precision.channelsLast) encoder.model.to({ memoryFormat: "channelsLast" });
   encoder.model.eval();
   encoder.model.requiresGrad_(false);
   // Initialised on the CPU (the same numbers on every device), then moved.
@@ -350,10 +373,10 @@ export async function linearEvaluation(options: LinearEvalOptions): Promise<Line
       });
     }
     log(`computing the features of ${val.length} validation images`);
-    valFeatures = await collectFeatures(encoder, val, valPreprocessor, config.batchSize);
+    valFeatures = await collectFeatures(encoder, val, valPreprocessor, config.batchSize, config);
     if (config.precomputeFeatures) {
       log(`computing the features of ${train.length} training images (no train augmentation)`);
-      trainFeatures = await collectFeatures(encoder, train, valPreprocessor, config.batchSize);
+      trainFeatures = await collectFeatures(encoder, train, valPreprocessor, config.batchSize, config);
     }
     const evaluate = () => evaluateFc(fc, valFeatures as Tensor, valLabels, config.batchSize);
     if (state.epoch > 0) last = evaluate();
@@ -363,11 +386,14 @@ export async function linearEvaluation(options: LinearEvalOptions): Promise<Line
       const labels = onDevice(batch.labels as Tensor, device);
       const features =
         trainFeatures === null
-          ? noGrad(() =>
-              encoder.model.forwardFeatures(
+          ? noGrad(() => {
+              const x = inLayout(
+                precision,
                 onDevice(trainPreprocessor.adapt(augment.apply(batch.images, rng)), device),
-              ),
-            )
+              );
+              // The frozen backbone under the policy; the classifier sees float32 features.
+              return asFloat32(withPrecision(precision, device, () => encoder.model.forwardFeatures(x)));
+            })
           : trainFeatures.indexSelect(0, onDevice(batch.indices, device));
       const logits = fc.forward(features);
       const loss = F.crossEntropy(logits, labels);

@@ -124,8 +124,11 @@ export class MoCo extends Module<[Tensor, Tensor], MoCoOutput> {
       const { shuffled, unshuffle } = this.batchShuffle.shuffle(images);
       const features = this.encoderK.forward(shuffled);
       if (shuffled !== images) shuffled.dispose();
-      const k = F.normalize(features, { dim: 1 });
+      const normalized = F.normalize(features, { dim: 1 });
       features.dispose();
+      // The queue holds float32 keys, and Gloo refuses to all-gather bfloat16: keys leave autocast here.
+      const k = normalized.float();
+      if (k !== normalized) normalized.dispose();
       const inOrder = unshuffle(k);
       if (inOrder !== k) k.dispose();
       return inOrder;

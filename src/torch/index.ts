@@ -39,6 +39,22 @@ export {
   type AutocastDType,
   type AutocastOptions,
 } from "./autocast.js";
+export {
+  CHANNELS_LAST_SETTINGS,
+  PRECISION_SETTINGS,
+  PrecisionError,
+  asFloat32,
+  inLayout,
+  parseCpuInfo,
+  readCpuCapabilities,
+  resolvePrecision,
+  withPrecision,
+  type ChannelsLastSetting,
+  type CpuCapabilities,
+  type PrecisionOptions,
+  type PrecisionSetting,
+  type ResolvedPrecision,
+} from "./precision.js";
 export { foreachAdd, foreachAdd_, foreachMul_, foreachNeg, gradsOf } from "./foreach.js";
 export { type MemoryFormat } from "./memory-format.js";
 export {

@@ -51,28 +51,50 @@ export class CheckpointError extends MocoError {
  * the temporary file of a write that was killed is removed by the next write or resume.
  */
 export function writeCheckpoint(path: string, checkpoint: PretrainCheckpoint): void {
+  // The official layout has standard (row-major) strides: a channels-last run's conv weights and
+  // their momentum buffers are saved as dense NCHW copies, so the file is what PyTorch users expect.
+  const copies: Tensor[] = [];
+  const standard = (tensor: Tensor): Tensor => {
+    if (tensor.isContiguous) return tensor;
+    const dense = tensor.contiguous();
+    copies.push(dense);
+    return dense;
+  };
   const stateDict = new Map<string, Tensor>();
-  for (const [key, tensor] of checkpoint.state_dict) stateDict.set(STATE_DICT_PREFIX + key, tensor);
+  for (const [key, tensor] of checkpoint.state_dict) stateDict.set(STATE_DICT_PREFIX + key, standard(tensor));
+  const optimizer: SGDStateDict = {
+    ...checkpoint.optimizer,
+    state: new Map(
+      [...checkpoint.optimizer.state].map(([index, { momentum_buffer }]) => [
+        index,
+        { momentum_buffer: momentum_buffer === null ? null : standard(momentum_buffer) },
+      ]),
+    ),
+  };
   const { format, config, step, epochStep, torchRng, augmentRng, augmentRngByRank, input } = checkpoint.moco_ts;
-  save(
-    {
-      epoch: checkpoint.epoch,
-      arch: checkpoint.arch,
-      state_dict: stateDict,
-      optimizer: checkpoint.optimizer as unknown as Saveable,
-      moco_ts: {
-        format,
-        config: config as unknown as Saveable,
-        step,
-        epoch_step: epochStep,
-        torch_rng: torchRng,
-        augment_rng: [...augmentRng],
-        ...(augmentRngByRank === undefined ? {} : { augment_rng_ranks: augmentRngByRank.map((state) => [...state]) }),
-        ...(input === undefined ? {} : { input: { ...input, mean: [...input.mean], std: [...input.std] } }),
+  try {
+    save(
+      {
+        epoch: checkpoint.epoch,
+        arch: checkpoint.arch,
+        state_dict: stateDict,
+        optimizer: optimizer as unknown as Saveable,
+        moco_ts: {
+          format,
+          config: config as unknown as Saveable,
+          step,
+          epoch_step: epochStep,
+          torch_rng: torchRng,
+          augment_rng: [...augmentRng],
+          ...(augmentRngByRank === undefined ? {} : { augment_rng_ranks: augmentRngByRank.map((state) => [...state]) }),
+          ...(input === undefined ? {} : { input: { ...input, mean: [...input.mean], std: [...input.std] } }),
+        },
       },
-    },
-    path,
-  );
+      path,
+    );
+  } finally {
+    for (const copy of copies) copy.dispose();
+  }
 }
 
 function field<T>(

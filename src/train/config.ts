@@ -9,6 +9,12 @@ import { z } from "zod";
 import { DATASET_NAMES } from "../data/registry.js";
 import { MocoError } from "../errors.js";
 import { RESNET_ARCHS, type ResNetArch } from "../nn/index.js";
+import {
+  CHANNELS_LAST_SETTINGS,
+  PRECISION_SETTINGS,
+  type ChannelsLastSetting,
+  type PrecisionSetting,
+} from "../torch/index.js";
 
 const positiveInt = z.number().int().positive();
 const nonNegative = z.number().nonnegative();
@@ -76,6 +82,14 @@ export const pretrainConfigSchema = z
       .string()
       .regex(/^(cpu|cuda(:\d+)?)$/, { message: "must be cpu, cuda or cuda:N" })
       .default("cpu"),
+    /**
+     * Precision of the forward pass: bfloat16 autocast, float32, or auto (bf16 where the CPU computes
+     * it natively; src/torch/precision.ts). Parameters, gradients, optimizer state, the queue, the loss
+     * and checkpoints stay float32 whatever it says. Absent in older checkpoints: auto.
+     */
+    precision: z.enum(PRECISION_SETTINGS as [PrecisionSetting, ...PrecisionSetting[]]).default("auto"),
+    /** Activations and conv weights channels-last (NHWC in memory); auto: where measured faster. */
+    channelsLast: z.enum(CHANNELS_LAST_SETTINGS as [ChannelsLastSetting, ...ChannelsLastSetting[]]).default("auto"),
     /** Stop after this many steps in all (for quick trials). */
     maxSteps: positiveInt.nullable(),
     /** Keep checkpoint_%04d.pth.tar every N epochs besides the latest; 0 = none. Absent in older checkpoints. */
@@ -110,6 +124,8 @@ const COMMON = {
   seed: 0,
   threads: null,
   device: "cpu",
+  precision: "auto",
+  channelsLast: "auto",
   maxSteps: null,
   saveEvery: 0,
   report: true,
@@ -213,6 +229,9 @@ export interface ConfigLayer {
   /** How the user wrote each key there ("--moco-m", "moco_m"), so messages name what they wrote. */
   names?: Readonly<Record<string, string>>;
 }
+
+/** The key of config.json that records what `precision` and `channelsLast` resolved to. */
+export const RESOLVED_PRECISION_KEY = "resolvedPrecision";
 
 /** The source of the flags' layer: its messages need no "where" (the flag says it). */
 export const COMMAND_LINE = "command line";
@@ -321,6 +340,9 @@ export function readConfigLayer(path: string): ConfigLayer {
   const names: Record<string, string> = {};
   for (const [written, entry] of Object.entries(value as Record<string, unknown>)) {
     const key = configKey(written);
+    // A run's config.json records the precision it resolved; given back as a config, each run
+    // decides again (on its own machine), so the record is not an option.
+    if (key === RESOLVED_PRECISION_KEY) continue;
     const earlier = names[key];
     if (earlier !== undefined) throw new ConfigError(`${path}: '${earlier}' and '${written}' are the same option`);
     values[key] = entry;

@@ -22,7 +22,18 @@ import {
 } from "../moco/index.js";
 import { onDevice, resnet, splitBatchNorm, type ResNet, type ResNetArch } from "../nn/index.js";
 import { SGD, cosineSchedule, stepSchedule, withWarmup, type LrSchedule } from "../optim/index.js";
-import { F, manualSeed, setNumThreads, type Tensor } from "../torch/index.js";
+import {
+  F,
+  asFloat32,
+  inLayout,
+  manualSeed,
+  resolvePrecision,
+  setNumThreads,
+  withPrecision,
+  type CpuCapabilities,
+  type ResolvedPrecision,
+  type Tensor,
+} from "../torch/index.js";
 import {
   TrainingState,
   checkpointHook,
@@ -43,7 +54,7 @@ import {
   CHECKPOINT_FORMAT,
   type PretrainCheckpoint,
 } from "./checkpoint.js";
-import { ConfigError, type PretrainConfig } from "./config.js";
+import { ConfigError, RESOLVED_PRECISION_KEY, type PretrainConfig } from "./config.js";
 import { openPretrainData, type PretrainData } from "./data.js";
 import { MetricsLog, type KnnRecord } from "./metrics.js";
 import { formatHeader, pretrainHeader, type RunHeader } from "./run-header.js";
@@ -88,6 +99,8 @@ export interface PretrainOptions {
    * the ranks, and rank 0 alone writes the run folder, logs and measures kNN.
    */
   parallel?: DataParallel;
+  /** The CPU the precision decision sees for `auto` (default: this machine's /proc/cpuinfo). */
+  cpu?: CpuCapabilities;
 }
 
 export interface KnnSummary {
@@ -174,24 +187,39 @@ function pretextAccuracy(output: ContrastiveLogits): { top1: number; top5: numbe
 }
 
 /** The kNN monitor's features: un-augmented images through the query encoder, on its device. */
-function knnFeatureFunction(model: MoCo, data: PretrainData, config: PretrainConfig): FeatureFunction {
+function knnFeatureFunction(
+  model: MoCo,
+  data: PretrainData,
+  config: PretrainConfig,
+  precision: ResolvedPrecision,
+): FeatureFunction {
   const stats = data.train.stats;
   const device = model.device;
   return (images) => {
-    const x = onDevice(evalTransform(images, { size: data.imageSize, stats }), device);
+    const x = inLayout(precision, onDevice(evalTransform(images, { size: data.imageSize, stats }), device));
     const encoder = model.encoderQ;
-    return config.knnFeatures === "head" ? encoder.forward(x) : encoder.forwardFeatures(x);
+    // The run's precision for the forward pass; the bank and similarities in float32.
+    return asFloat32(
+      withPrecision(precision, device, () =>
+        config.knnFeatures === "head" ? encoder.forward(x) : encoder.forwardFeatures(x),
+      ),
+    );
   };
 }
 
-async function measureKnn(model: MoCo, data: PretrainData, config: PretrainConfig): Promise<KnnAccuracy | null> {
+async function measureKnn(
+  model: MoCo,
+  data: PretrainData,
+  config: PretrainConfig,
+  precision: ResolvedPrecision,
+): Promise<KnnAccuracy | null> {
   if (data.knnBank === null || data.knnTest === null) return null;
   const wasTraining = model.training;
   model.eval();
   try {
     const result = await knnAccuracy(
       { bank: data.knnBank, test: data.knnTest, k: config.knnK, t: config.knnT },
-      knnFeatureFunction(model, data, config),
+      knnFeatureFunction(model, data, config, precision),
     );
     result.predictions.dispose();
     return { top1: result.top1 * 100, top5: result.top5 * 100 };
@@ -299,14 +327,22 @@ function mocoStep(
   views: TwoViewAugment,
   optimizer: SGD,
   parallel: DataParallel | undefined,
+  precision: ResolvedPrecision,
 ): (batch: Batch) => PretrainStepOutput {
   const device = model.device;
   const averageGradients = parallel?.gradientAverager(model.parameters());
   return (batch) => {
     const { query, key } = views.apply(batch.images);
-    const outputs = model.forward(onDevice(query, device), onDevice(key, device));
-    const losses = outputs.map((o) => F.crossEntropy(o.logits, o.labels));
-    const loss = losses.length === 1 ? (losses[0] as Tensor) : losses.reduce((a, b) => a.add(b));
+    const imQ = inLayout(precision, onDevice(query, device));
+    const imK = inLayout(precision, onDevice(key, device));
+    // torch's AMP recipe: the forward pass and the loss inside autocast, the backward pass outside.
+    // The loss is float32 (cross-entropy is on autocast's float32 list; the cast makes it explicit).
+    const { outputs, loss } = withPrecision(precision, device, () => {
+      const outputs = model.forward(imQ, imK);
+      const losses = outputs.map((o) => F.crossEntropy(o.logits.float(), o.labels));
+      const loss = losses.length === 1 ? (losses[0] as Tensor) : losses.reduce((a, b) => a.add(b));
+      return { outputs, loss };
+    });
     const local = [loss.item(), ...Object.values(pretextAccuracy(outputs[0] as ContrastiveLogits))];
     // The ranks' means: every rank sees the same values and so stops together on a NaN.
     const [value = NaN, top1 = NaN, top5 = NaN] = parallel === undefined ? local : parallel.mean(local);
@@ -376,9 +412,12 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
   }
   checkBatchAgainstSettings(mocoSettings(config), config.batchSize, config.bnSplits);
   const layout = rankLayout(config, parallel?.worldSize ?? 1);
+  const precision = resolvePrecision(config, options.cpu);
   if (lead) {
     mkdirSync(config.out, { recursive: true });
-    writeJsonAtomic(join(config.out, "config.json"), config, "pretrain");
+    // What this run decided next to what it was asked; a resumed run decides again on its machine.
+    writeJsonAtomic(join(config.out, "config.json"), { ...config, [RESOLVED_PRECISION_KEY]: precision }, "pretrain");
+    progress.log(precision.reason);
   }
   const metrics = new MetricsLog(join(config.out, "metrics.jsonl"));
   const checkpointPath = join(config.out, CHECKPOINT_FILE);
@@ -388,6 +427,8 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
   // Which images the run uses: reproduced from the seed on resume, recorded to be seen and checked.
   if (lead && data.subset !== null) writeJsonAtomic(join(config.out, "subset.json"), data.subset, "pretrain");
   const model = buildModel(config, data.train.channels, parallel);
+  // In place: the optimizer's parameters, and the checkpoint's values, are the same tensors.
+  if (precision.channelsLast) model.to({ memoryFormat: "channelsLast" });
   const optimizer = new SGD(model.parameters(), { lr: config.lr, momentum: config.momentum, weightDecay: config.wd });
   if (data.train.length < layout.batchSize) {
     data.dispose();
@@ -448,7 +489,7 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
       epochs: config.epochs,
       maxSteps: totalSteps,
       batches: (epoch, startStep) => loader.batches(epoch, { startStep }),
-      step: mocoStep(model, views, optimizer, parallel),
+      step: mocoStep(model, views, optimizer, parallel, precision),
       signal: options.signal,
       // Every rank stops at the same step: a Ctrl-C reaches the ranks at different moments.
       ...(parallel === undefined ? {} : { agree: (aborted: boolean) => parallel.any(aborted) }),
@@ -472,7 +513,7 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
             lr: () => currentLr(optimizer),
           }),
           knnMonitorHook({
-            encoder: () => measureKnn(model, data, config),
+            encoder: () => measureKnn(model, data, config, precision),
             pixels: () => measurePixelKnn(data, config),
             baselines: resumed === null,
             every: config.knnEvery,
