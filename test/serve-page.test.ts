@@ -38,7 +38,7 @@ interface PageGlobals {
 }
 
 before(async () => {
-  fixture = await makeServeFixture(root);
+  fixture = await makeServeFixture(root, 40, "fp32");
   server = await startServer({ index: fixture.index, port: 0 });
   browser = await launchChromium();
 });

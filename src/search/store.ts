@@ -13,7 +13,7 @@ import { writeFileAtomic, writeJsonAtomic } from "../util/atomic-file.js";
 
 import type { ImageDataset } from "../data/dataset.js";
 import { ImageFolderDataset } from "../data/image-folder.js";
-import { embedDataset, type EmbedOptions } from "../encoder/embed.js";
+import { embedDataset, embedPrecision, type EmbedOptions } from "../encoder/embed.js";
 import type { Encoder, FeatureKind } from "../encoder/encoder.js";
 import { NpyRowWriter, SafetensorsRowWriter, readNpy, writeNpy } from "../io/index.js";
 import type { Tensor } from "../torch/index.js";
@@ -44,6 +44,12 @@ export interface IndexMeta {
   imageSize: number | null;
   /** Names of the classes labels.npy numbers (absent: unlabeled data, or an index written before they were kept). */
   classNames?: string[];
+  /**
+   * How the embeddings were computed (absent in indexes written before: float32, NCHW). Whoever
+   * embeds queries for this index (moco serve) computes them the same way, so that an indexed image
+   * sent again gets its stored vector.
+   */
+  precision?: { dtype: "float32" | "bfloat16"; channelsLast: boolean };
 }
 
 export interface WriteIndexOptions extends EmbedOptions {
@@ -72,6 +78,7 @@ export async function writeEmbeddingIndex(
   const features = options.features ?? "backbone";
   const dim = encoder.dim(features);
   const normalized = options.normalize ?? true;
+  const precision = embedPrecision(options);
   const npy = new NpyRowWriter(join(dir, INDEX_FILES.npy), { cols: dim });
   const safetensors = new SafetensorsRowWriter(join(dir, INDEX_FILES.safetensors), {
     name: "embeddings",
@@ -117,6 +124,7 @@ export async function writeEmbeddingIndex(
     storedSize: dataset.height,
     imageSize: options.size ?? null,
     ...(dataset.labels === null ? {} : { classNames: [...dataset.classNames] }),
+    precision: { dtype: precision.dtype, channelsLast: precision.channelsLast },
   };
   const metaPath = join(dir, INDEX_FILES.meta);
   writeJsonAtomic(metaPath, meta, "writeEmbeddingIndex");

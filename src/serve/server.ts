@@ -228,7 +228,14 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
           embed(
             encoder,
             fromTypedArray(batch, [withPixels.length, size, size, channels], "uint8").permute(0, 3, 1, 2).contiguous(),
-            { features: meta.features, size: meta.imageSize, normalize: true },
+            {
+              features: meta.features,
+              size: meta.imageSize,
+              normalize: true,
+              // As the index was embedded (moco embed's --precision), or an old index's float32.
+              precision: meta.precision?.dtype === "bfloat16" ? "bf16" : "fp32",
+              channelsLast: meta.precision?.channelsLast === true ? "on" : "off",
+            },
           ).toTypedArray<"float32">(),
         );
         withPixels.forEach((i, j) => embeddings.set(out.subarray(j * dim, (j + 1) * dim), i * dim));

@@ -49,7 +49,16 @@ export async function fashionPngs(indices: readonly number[], size = 32): Promis
   }
 }
 
-export async function makeServeFixture(root: string, count = 40): Promise<ServeFixture> {
+/**
+ * `precision` is `moco embed`'s: "auto" (the CLI's default: bf16 on a CPU with avx512_bf16) makes the
+ * server embed queries in that precision too; the page test asks for "fp32", the precision in which
+ * the browser runs the ONNX export, so that both embeddings can agree within 1e-4.
+ */
+export async function makeServeFixture(
+  root: string,
+  count = 40,
+  precision: "auto" | "fp32" = "auto",
+): Promise<ServeFixture> {
   const checkpoint = join(root, "encoder.pth");
   manualSeed(0);
   const model = resnet18({ numClasses: 0, width: 4, cifarStem: true, inChannels: 1 });
@@ -63,7 +72,18 @@ export async function makeServeFixture(root: string, count = 40): Promise<ServeF
     writeFileSync(join(dir, `item-${String(i).padStart(3, "0")}.png`), png);
   });
   const index = join(root, "index");
-  const embedded = moco(["embed", "--pretrained", checkpoint, folder, "--image-size", "28", "--out", index]);
+  const embedded = moco([
+    "embed",
+    "--pretrained",
+    checkpoint,
+    folder,
+    "--image-size",
+    "28",
+    "--precision",
+    precision,
+    "--out",
+    index,
+  ]);
   assert.equal(embedded.status, 0, embedded.stderr);
   const ids = (await import("node:fs")).readFileSync(join(index, "ids.json"), "utf8");
   return {
