@@ -18,6 +18,7 @@ import { buildInfo, getNumThreads, readCpuCapabilities, setNumThreads } from "..
 import { dataPipeline } from "./data-pipeline.js";
 import { distScaling } from "./dist-scaling.js";
 import { embedThroughput } from "./embed-throughput.js";
+import { gpuCifarEpoch, gpuMocoCifar, gpuMocoV2R50 } from "./gpu-moco.js";
 import {
   PRECISIONS,
   type BenchEntry,
@@ -46,6 +47,9 @@ export const ENTRIES: readonly BenchEntry[] = [
   embedThroughput,
   distScaling,
   serveLoad,
+  gpuMocoV2R50,
+  gpuMocoCifar,
+  gpuCifarEpoch,
 ];
 
 const here = dirname(fileURLToPath(import.meta.url));

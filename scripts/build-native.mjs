@@ -21,7 +21,8 @@ if (libtorch ? !existsSync(join(libtorch, "share/cmake/Torch")) : !existsSync(de
 }
 
 const cmakeJs = join(root, "node_modules", "cmake-js", "bin", "cmake-js");
-const jobs = String(Math.max(1, Math.min(cpus().length, 4)));
+// At most 4 jobs by default (each compile takes ~1 GB); MOCO_BUILD_JOBS for a bigger machine.
+const jobs = process.env.MOCO_BUILD_JOBS ?? String(Math.max(1, Math.min(cpus().length, 4)));
 const result = spawnSync(
   process.execPath,
   [cmakeJs, "build", "--out", join(root, "native", "build"), "--parallel", jobs],

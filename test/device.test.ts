@@ -96,8 +96,14 @@ test("a MoCo training step names the model's device for every tensor it creates 
     );
     // The step does create tensors (the labels, the shuffle's permutation), and names the device for each.
     assert.ok(made.some((c) => c.name === "zeros") && made.some((c) => c.name === "randperm"), JSON.stringify(made));
+    // The permutation is drawn on the CPU (the generator a checkpoint saves), as the official code's
+    // torch.randperm(n).cuda(), and moved; everything else is made on the model's device.
+    assert.ok(
+      made.filter((c) => c.name === "randperm").every((c) => c.device === null),
+      JSON.stringify(made),
+    );
     assert.deepEqual(
-      made.filter((c) => c.device !== device),
+      made.filter((c) => c.device !== device && c.name !== "randperm"),
       [],
     );
     images.dispose();

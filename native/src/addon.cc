@@ -35,6 +35,7 @@ static Napi::Object initAddon(Napi::Env env, Napi::Object exports) {
   moco::registerDist(env, exports);
   moco::registerAutocast(env, exports);
   moco::registerForeach(env, exports);
+  moco::registerCuda(env, exports);
   return exports;
 }
 

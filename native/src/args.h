@@ -97,5 +97,6 @@ void registerRuntime(Napi::Env env, Napi::Object exports);
 void registerDist(Napi::Env env, Napi::Object exports);
 void registerAutocast(Napi::Env env, Napi::Object exports);
 void registerForeach(Napi::Env env, Napi::Object exports);
+void registerCuda(Napi::Env env, Napi::Object exports);
 
 }  // namespace moco

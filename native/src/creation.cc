@@ -78,7 +78,11 @@ Napi::Value suggestMemoryFormat(Args& a) {
   return Napi::String::New(a.env(), memoryFormatName(a.t(0).suggest_memory_format()));
 }
 Napi::Value toDtype(Args& a) { return a.ret(a.t(0).to(a.dtype(1))); }
-Napi::Value toDevice(Args& a) { return a.ret(a.t(0).to(c10::Device(a.str(1)))); }
+// (self, device, nonBlocking | null): non-blocking matters from pinned memory to a GPU.
+Napi::Value toDevice(Args& a) {
+  bool nonBlocking = !a.isNullish(2) && a.b(2);
+  return a.ret(a.t(0).to(c10::Device(a.str(1)), nonBlocking));
+}
 
 Napi::Value shape(Args& a) {
   auto sizes = a.t(0).sizes();

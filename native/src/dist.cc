@@ -11,7 +11,28 @@
 // A group whose collective failed or timed out is marked broken: its Gloo threads may still be
 // blocked inside the failed operation, and ProcessGroupGloo's destructor joins them, so a broken
 // group is released without being destroyed (the process is about to exit in that case anyway).
+#if !defined(USE_C10D_GLOO) && !defined(MOCO_WITH_NCCL)
+// Neither Gloo's headers nor NCCL were found at build time: every entry point says so.
+#include "args.h"
+
+namespace moco {
+namespace {
+Napi::Value noBackend(Args& a) {
+  throw ArgError("this build of the addon has no process group backend (no Gloo headers, no NCCL)");
+}
+Napi::Value noBackends(Args& a) { return Napi::Array::New(a.env()); }
+}  // namespace
+void registerDist(Napi::Env env, Napi::Object exports) {
+  for (const char* name : {"distInit", "distAllReduce", "distAllGather", "distBroadcast", "distBarrier", "distDispose"}) {
+    def(env, exports, name, noBackend);
+  }
+  def(env, exports, "distBackends", noBackends);
+}
+}  // namespace moco
+#else
+#ifdef USE_C10D_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef MOCO_WITH_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
@@ -32,7 +53,9 @@ using Millis = std::chrono::milliseconds;
 
 struct Group {
   c10::intrusive_ptr<c10d::Store> store;
+#ifdef USE_C10D_GLOO
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+#endif
 #ifdef MOCO_WITH_NCCL
   c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;
 #endif
@@ -55,7 +78,9 @@ std::string firstLine(const std::string& s) {
 // leaked on purpose, see the file comment.
 void release(std::shared_ptr<Group> group) {
   if (group->broken) {
+#ifdef USE_C10D_GLOO
     group->gloo.release();
+#endif
 #ifdef MOCO_WITH_NCCL
     group->nccl.release();
 #endif
@@ -111,6 +136,7 @@ std::shared_ptr<Group> connect(const InitSpec& spec) {
     throw ArgError("this build has no NCCL (libtorch without CUDA); use the gloo backend");
 #endif
   }
+#ifdef USE_C10D_GLOO
   auto options = c10d::ProcessGroupGloo::Options::create(spec.timeout);
   if (spec.deviceKind == "interface") {
     options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(spec.deviceName));
@@ -121,6 +147,9 @@ std::shared_ptr<Group> connect(const InitSpec& spec) {
   }
   group->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(group->store, spec.rank, spec.size, options);
   return group;
+#else
+  throw ArgError("this build has no Gloo (its libtorch ships no Gloo headers); use the nccl backend");
+#endif
 }
 
 Napi::Error jsError(Napi::Env env, const char* op, const std::string& reason) {
@@ -219,10 +248,14 @@ Millis timeoutAt(const Args& a, size_t i) {
 
 template <class F>
 auto dispatch(Group& g, F&& f) {
-#ifdef MOCO_WITH_NCCL
+#if defined(MOCO_WITH_NCCL) && defined(USE_C10D_GLOO)
   if (g.nccl) return f(*g.nccl);
-#endif
   return f(*g.gloo);
+#elif defined(MOCO_WITH_NCCL)
+  return f(*g.nccl);
+#else
+  return f(*g.gloo);
+#endif
 }
 
 // Waits for a collective. A timeout or a peer's failure breaks the group (see the file comment).
@@ -354,10 +387,14 @@ Napi::Value distDispose(Args& a) {
 
 Napi::Value distBackends(Args& a) {
   auto list = Napi::Array::New(a.env());
-  list.Set(0u, Napi::String::New(a.env(), "gloo"));
-#ifdef MOCO_WITH_NCCL
-  list.Set(1u, Napi::String::New(a.env(), "nccl"));
+  uint32_t n = 0;
+#ifdef USE_C10D_GLOO
+  list.Set(n++, Napi::String::New(a.env(), "gloo"));
 #endif
+#ifdef MOCO_WITH_NCCL
+  list.Set(n++, Napi::String::New(a.env(), "nccl"));
+#endif
+  (void)n;
   return list;
 }
 
@@ -374,3 +411,4 @@ void registerDist(Napi::Env env, Napi::Object exports) {
 }
 
 }  // namespace moco
+#endif  // a process group backend

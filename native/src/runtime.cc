@@ -1,7 +1,7 @@
 // Process-wide state: RNG, threads, handle lifetime, build facts.
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
-#include <ATen/detail/CUDAHooksInterface.h>
+#include <torch/csrc/api/include/torch/cuda.h>
 #include <torch/csrc/api/include/torch/version.h>
 
 #include <mutex>
@@ -12,23 +12,19 @@ namespace moco {
 
 namespace {
 
-std::vector<at::Generator> defaultGenerators() {
-  std::vector<at::Generator> gens{at::detail::getDefaultCPUGenerator()};
-  int cudaDevices = at::detail::getCUDAHooks().getNumGPUs();
-  for (int d = 0; d < cudaDevices; ++d) gens.push_back(at::detail::getCUDAHooks().getDefaultCUDAGenerator(d));
-  return gens;
-}
-
 // Seeds every default generator, like torch.manual_seed.
 Napi::Value manualSeed(Args& a) {
   double seed = a.f64(0);
   if (!(seed >= 0) || seed != std::floor(seed) || seed > 9007199254740991.0) {
     throw ArgError("seed must be a non-negative safe integer, got " + std::to_string(seed));
   }
-  for (auto& g : defaultGenerators()) {
+  {
+    auto g = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(g.mutex());
     g.set_current_seed(static_cast<uint64_t>(seed));
   }
+  // Every GPU's default generator (a no-op without CUDA), through the frontend's stable entry point.
+  torch::cuda::manual_seed_all(static_cast<uint64_t>(seed));
   return a.undefined();
 }
 
@@ -67,8 +63,9 @@ Napi::Value liveTensors(Args& a) { return Napi::Number::New(a.env(), static_cast
 Napi::Value buildInfo(Args& a) {
   auto info = Napi::Object::New(a.env());
   info.Set("torchVersion", TORCH_VERSION);
-  info.Set("cudaAvailable", at::hasCUDA() && at::detail::getCUDAHooks().getNumGPUs() > 0);
-  info.Set("cudaDeviceCount", at::detail::getCUDAHooks().getNumGPUs());
+  info.Set("cudaAvailable", torch::cuda::is_available());
+  info.Set("cudaDeviceCount", static_cast<double>(torch::cuda::device_count()));
+  info.Set("cudnnAvailable", torch::cuda::cudnn_is_available());
   info.Set("parallelInfo", at::get_parallel_info());
   return info;
 }

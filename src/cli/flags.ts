@@ -391,7 +391,7 @@ export const PRECISION_FLAG: Flag = {
   flag: "precision",
   kind: "string",
   choices: PRECISION_SETTINGS,
-  help: "forward pass: auto (bf16 where the CPU computes it natively: avx512_bf16 or AMX) | fp32 | bf16",
+  help: "forward pass: auto (bf16 on a GPU, or where the CPU computes it natively: avx512_bf16 or AMX) | fp32 | bf16 | fp16 (GPU only, with loss scaling)",
   default: "auto",
 };
 
@@ -409,5 +409,6 @@ export function precisionFromFlags(flags: FlagReader): PrecisionOptions {
   return {
     precision: flags.choice<PrecisionSetting>("precision", PRECISION_SETTINGS),
     channelsLast: flags.choice<ChannelsLastSetting>("channels-last", CHANNELS_LAST_SETTINGS),
+    device: flags.optionalString("device") ?? "cpu",
   };
 }

@@ -124,6 +124,12 @@ export const PRETRAIN_FLAGS: readonly Flag[] = [
   { ...DEVICE_FLAG, key: "device" },
   { ...PRECISION_FLAG, key: "precision" },
   { ...CHANNELS_LAST_FLAG, key: "channelsLast" },
+  {
+    flag: "cudnn-benchmark",
+    key: "cudnnBenchmark",
+    kind: "bool",
+    help: "on a GPU, let cuDNN time its convolution algorithms once and keep the fastest (torch.backends.cudnn.benchmark)",
+  },
   { flag: "max-steps", key: "maxSteps", kind: "nullableInt", help: "stop after N steps in all (quick trials)" },
   {
     flag: "save-every",

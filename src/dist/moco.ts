@@ -1,8 +1,8 @@
 // MoCo's two cross-rank mechanisms (He et al. 2019, arXiv 1911.05722, §3.3 "Shuffling BN"), as the
 // official builder's concat_all_gather, _batch_shuffle_ddp and _batch_unshuffle_ddp. They plug into
 // src/moco through its BatchShuffle and KeyGather seams, so src/moco never imports this layer.
-import type { BatchShuffle, KeyGather } from "../moco/index.js";
-import { cat, noGrad, randperm, type Tensor } from "../torch/index.js";
+import { permutationOn, type BatchShuffle, type KeyGather } from "../moco/index.js";
+import { cat, noGrad, type Tensor } from "../torch/index.js";
 import type { ProcessGroup } from "./process-group.js";
 
 /** Every rank's tensor, concatenated along dim 0 in rank order (concat_all_gather). */
@@ -38,7 +38,7 @@ export function crossRankShuffle(group: ProcessGroup): BatchShuffle {
           all.dispose();
           throw new RangeError(`crossRankShuffle: ranks hold different batch sizes (${total} images in all, ${local} here)`);
         }
-        const order = randperm(total, { device: all.device });
+        const order = permutationOn(total, all.device);
         group.broadcast(order, 0);
         const restore = order.argsort();
         const mine = order.narrow(0, group.rank * local, local);

@@ -28,7 +28,8 @@ export interface EmbedOptions extends PreprocessOptions {
    */
   device?: string;
   /**
-   * The forward pass in bfloat16 autocast ("bf16"), float32, or "auto" (src/torch/precision.ts).
+   * The forward pass in bfloat16 autocast ("bf16"), float32, "auto" (src/torch/precision.ts), or
+   * float16 autocast ("fp16", GPU only).
    * Default "fp32": the features PyTorch's float32 forward gives. Embeddings are float32 either way.
    */
   precision?: PrecisionSetting;
@@ -41,7 +42,11 @@ export interface EmbedOptions extends PreprocessOptions {
 /** The precision an embedding call runs in. */
 export function embedPrecision(options: EmbedOptions): ResolvedPrecision {
   return resolvePrecision(
-    { precision: options.precision ?? "fp32", channelsLast: options.channelsLast ?? "off" },
+    {
+      precision: options.precision ?? "fp32",
+      channelsLast: options.channelsLast ?? "off",
+      device: options.device ?? "cpu",
+    },
     options.cpu,
   );
 }
@@ -53,7 +58,7 @@ export function embedPrecision(options: EmbedOptions): ResolvedPrecision {
 export function encoderFeatures(encoder: Encoder, preprocessor: Preprocessor, options: EmbedOptions): FeatureFunction {
   if (options.device !== undefined) encoder.model.toDevice(options.device);
   const device = encoder.model.device;
-  const precision = embedPrecision(options);
+  const precision = embedPrecision({ ...options, device });
   if (precision.channelsLast) encoder.model.to({ memoryFormat: "channelsLast" });
   const kind = options.features ?? "backbone";
   return (images) => {

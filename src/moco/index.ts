@@ -4,6 +4,7 @@ export {
   dequeueAndEnqueue,
   momentumUpdate,
   noShuffle,
+  permutationOn,
   singleProcessGather,
   singleProcessShuffle,
   type BatchShuffle,

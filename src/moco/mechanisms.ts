@@ -61,6 +61,19 @@ export interface BatchShuffle {
 }
 
 /**
+ * A random permutation of 0..n-1 on `device`, drawn from the CPU generator as the official code does
+ * (`torch.randperm(n).cuda()`): every draw then comes from the one generator a checkpoint saves, so a
+ * run on a GPU resumes exactly too.
+ */
+export function permutationOn(n: number, device: string): Tensor {
+  const drawn = randperm(n);
+  if (device === "cpu") return drawn;
+  const moved = drawn.toDevice(device);
+  drawn.dispose();
+  return moved;
+}
+
+/**
  * One process: a random permutation of the batch (the official CIFAR demo's
  * `_batch_shuffle_single_gpu`). It matters only with split BN, where each split's statistics then
  * mix samples whose queries sit in other splits.
@@ -68,7 +81,7 @@ export interface BatchShuffle {
 export const singleProcessShuffle: BatchShuffle = {
   shuffle(images) {
     const [n = 0] = images.shape;
-    const order = randperm(n, { device: images.device });
+    const order = permutationOn(n, images.device);
     const restore = order.argsort();
     const shuffled = images.indexSelect(0, order);
     order.dispose();

@@ -9,6 +9,7 @@ export {
   type SGDStateDict,
   type SGDStateDictGroup,
 } from "./sgd.js";
+export { GradScaler, type GradScalerOptions, type GradScalerState } from "./grad-scaler.js";
 export {
   constantSchedule,
   cosineSchedule,

@@ -49,7 +49,7 @@ export interface IndexMeta {
    * embeds queries for this index (moco serve) computes them the same way, so that an indexed image
    * sent again gets its stored vector.
    */
-  precision?: { dtype: "float32" | "bfloat16"; channelsLast: boolean };
+  precision?: { dtype: "float32" | "bfloat16" | "float16"; channelsLast: boolean };
 }
 
 export interface WriteIndexOptions extends EmbedOptions {

@@ -67,4 +67,5 @@ export {
   setRngState,
 } from "./runtime.js";
 export * as F from "./functional.js";
+export * as cuda from "./cuda.js";
 export { load, loadFromBuffer, save, saveToBuffer, type Saveable } from "./serialize/index.js";

@@ -43,7 +43,7 @@ export interface NativeBinding {
   contiguous(self: H, memoryFormat: string | null): H;
   suggestMemoryFormat(self: H): "contiguous" | "channelsLast" | "channelsLast3d";
   toDtype(self: H, dtype: number): H;
-  toDevice(self: H, device: string): H;
+  toDevice(self: H, device: string, nonBlocking: boolean | null): H;
   shape(self: H): number[];
   strides(self: H): number[];
   storageOffset(self: H): number;
@@ -231,7 +231,30 @@ export interface NativeBinding {
   accountExternalMemory(self: H): void;
   isDisposed(self: H): boolean;
   liveTensors(): number;
-  buildInfo(): { torchVersion: string; cudaAvailable: boolean; cudaDeviceCount: number; parallelInfo: string };
+  buildInfo(): {
+    torchVersion: string;
+    cudaAvailable: boolean;
+    cudaDeviceCount: number;
+    cudnnAvailable: boolean;
+    parallelInfo: string;
+  };
+  // cuda.cc: torch.cuda / torch.backends.cudnn switches, pinned memory, GradScaler's fused ops
+  cudaDeviceCount(): number;
+  cudaSynchronize(deviceIndex: number | null): void;
+  cudnnIsAvailable(): boolean;
+  cudnnBenchmark(): boolean;
+  setCudnnBenchmark(enabled: boolean): void;
+  pinMemory(self: H): H;
+  isPinned(self: H): boolean;
+  ampUnscale(grads: readonly H[], foundInf: H, invScale: H): void;
+  ampUpdateScale(
+    scale: H,
+    growthTracker: H,
+    foundInf: H,
+    growthFactor: number,
+    backoffFactor: number,
+    growthInterval: number,
+  ): void;
   // autocast.cc: the state behind torch.autocast, per device type; dtype as a scalar type code
   autocastState(deviceType: "cpu" | "cuda"): { enabled: boolean; dtype: number };
   setAutocastState(deviceType: "cpu" | "cuda", enabled: boolean, dtype: number): void;

@@ -13,15 +13,17 @@ import { MocoError } from "../errors.js";
 import { autocast } from "./autocast.js";
 import type { Tensor } from "./tensor.js";
 
-export type PrecisionSetting = "auto" | "fp32" | "bf16";
+export type PrecisionSetting = "auto" | "fp32" | "bf16" | "fp16";
 export type ChannelsLastSetting = "auto" | "on" | "off";
 
 export interface PrecisionOptions {
   precision: PrecisionSetting;
   channelsLast: ChannelsLastSetting;
+  /** Where the network runs ("cpu", "cuda", "cuda:N"; absent: "cpu"): a GPU decides differently. */
+  device?: string;
 }
 
-export const PRECISION_SETTINGS: readonly PrecisionSetting[] = ["auto", "fp32", "bf16"];
+export const PRECISION_SETTINGS: readonly PrecisionSetting[] = ["auto", "fp32", "bf16", "fp16"];
 export const CHANNELS_LAST_SETTINGS: readonly ChannelsLastSetting[] = ["auto", "on", "off"];
 
 /** What the decision needs to know of the CPU (from /proc/cpuinfo; injectable for tests). */
@@ -33,8 +35,8 @@ export interface CpuCapabilities {
 }
 
 export interface ResolvedPrecision {
-  /** The dtype autocast computes in; float32 means no autocast. */
-  dtype: "float32" | "bfloat16";
+  /** The dtype autocast computes in; float32 means no autocast; float16 (GPU only) adds loss scaling. */
+  dtype: "float32" | "bfloat16" | "float16";
   channelsLast: boolean;
   /** One sentence for the run header: what was chosen and why. */
   reason: string;
@@ -85,11 +87,17 @@ export function resolvePrecision(
   cpu: CpuCapabilities = readCpuCapabilities(),
 ): ResolvedPrecision {
   const { precision, channelsLast } = options;
-  if (precision !== "auto" && precision !== "fp32" && precision !== "bf16") {
-    throw new PrecisionError(`precision must be "auto", "fp32" or "bf16", got ${String(precision)}`);
+  if (!PRECISION_SETTINGS.includes(precision)) {
+    throw new PrecisionError(`precision must be "auto", "fp32", "bf16" or "fp16", got ${String(precision)}`);
   }
   if (channelsLast !== "auto" && channelsLast !== "on" && channelsLast !== "off") {
     throw new PrecisionError(`channelsLast must be "auto", "on" or "off", got ${String(channelsLast)}`);
+  }
+  if (options.device?.startsWith("cuda") === true) return resolveGpuPrecision(precision, channelsLast);
+  if (precision === "fp16") {
+    throw new PrecisionError(
+      "precision fp16 (float16 autocast with loss scaling) needs a CUDA device; on the CPU use bf16 or auto",
+    );
   }
   const cpuName = cpu.model ?? "this CPU";
   const bf16Flag = nativeBf16Flag(cpu);
@@ -127,13 +135,34 @@ export function resolvePrecision(
 }
 
 /**
+ * On a GPU: auto is bfloat16 autocast (tensor cores at float32's range, so no loss scaling; every GPU
+ * since Ampere computes it natively) and channels-last (cuDNN's tensor-core convolutions run NHWC);
+ * fp16 is float16 autocast, which the training step pairs with a GradScaler.
+ */
+function resolveGpuPrecision(precision: PrecisionSetting, channelsLast: ChannelsLastSetting): ResolvedPrecision {
+  const chosen: Record<PrecisionSetting, [ResolvedPrecision["dtype"], string]> = {
+    fp32: ["float32", "float32 on the GPU (as asked)"],
+    bf16: ["bfloat16", "bfloat16 autocast on the GPU (as asked)"],
+    fp16: ["float16", "float16 autocast with dynamic loss scaling on the GPU (as asked)"],
+    auto: ["bfloat16", "bfloat16 autocast, as the GPU's tensor cores compute it at float32's range (no loss scaling)"],
+  };
+  const [dtype, why] = chosen[precision];
+  const layout = channelsLast !== "off";
+  const layoutWhy =
+    channelsLast === "auto"
+      ? "channels-last, as cuDNN's tensor-core convolutions prefer"
+      : `${layout ? "channels-last" : "NCHW"} (as asked)`;
+  return { dtype, channelsLast: layout, reason: `Precision: ${why}; layout: ${layoutWhy}.` };
+}
+
+/**
  * Runs `fn` (a forward pass, with its loss when training) under the resolved precision: inside a
  * bfloat16 autocast region for the device type `device` names, or as is in float32. The backward
  * pass belongs outside (torch's AMP recipe): it then runs in the dtypes the forward pass chose.
  */
 export function withPrecision<T>(precision: Pick<ResolvedPrecision, "dtype">, device: string, fn: () => T): T {
   if (precision.dtype === "float32") return fn();
-  return autocast({ deviceType: device.startsWith("cuda") ? "cuda" : "cpu", dtype: "bfloat16" }, fn);
+  return autocast({ deviceType: device.startsWith("cuda") ? "cuda" : "cpu", dtype: precision.dtype }, fn);
 }
 
 /**

@@ -37,7 +37,12 @@ export function liveTensors(): number {
   return native.liveTensors();
 }
 
-export function buildInfo(): { torchVersion: string; cudaAvailable: boolean; cudaDeviceCount: number } {
-  const { torchVersion, cudaAvailable, cudaDeviceCount } = native.buildInfo();
-  return { torchVersion, cudaAvailable, cudaDeviceCount };
+export function buildInfo(): {
+  torchVersion: string;
+  cudaAvailable: boolean;
+  cudaDeviceCount: number;
+  cudnnAvailable: boolean;
+} {
+  const { torchVersion, cudaAvailable, cudaDeviceCount, cudnnAvailable } = native.buildInfo();
+  return { torchVersion, cudaAvailable, cudaDeviceCount, cudnnAvailable };
 }

@@ -267,9 +267,21 @@ export class Tensor implements ScopedResource {
   to(dtype: DType): Tensor {
     return new Tensor(native.toDtype(this.handle, DTYPES[checkDType(dtype, "to")].code));
   }
-  toDevice(device: string): Tensor {
+  /**
+   * A copy on `device` ("cpu", "cuda", "cuda:0"). `nonBlocking` (PyTorch's non_blocking) lets a copy
+   * from pinned host memory to a GPU run while the host goes on; the GPU's later kernels wait for it.
+   */
+  toDevice(device: string, options: { nonBlocking?: boolean } = {}): Tensor {
     if (typeof device !== "string") throw new TypeError(`toDevice: device must be a string like "cpu" or "cuda:0"`);
-    return new Tensor(native.toDevice(this.handle, device));
+    return new Tensor(native.toDevice(this.handle, device, options.nonBlocking === true));
+  }
+  /** A page-locked copy of this CPU tensor (PyTorch's pin_memory); needs a CUDA device. */
+  pinMemory(): Tensor {
+    return new Tensor(native.pinMemory(this.handle));
+  }
+  /** Whether this tensor lives in page-locked host memory. */
+  get isPinned(): boolean {
+    return native.isPinned(this.handle);
   }
   float(): Tensor {
     return this.to("float32");

@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import type { RandomState } from "../data/random.js";
 import type { EncoderInput } from "../encoder/input.js";
 import { removeStaleTemporaries } from "../util/stale-temporaries.js";
-import type { SGDStateDict } from "../optim/index.js";
+import type { GradScalerState, SGDStateDict } from "../optim/index.js";
 import { load, save, type Saveable, type Tensor } from "../torch/index.js";
 import { pretrainConfigSchema, type PretrainConfig } from "./config.js";
 import { MocoError, type MocoErrorOptions } from "../errors.js";
@@ -29,6 +29,8 @@ export interface ResumeState {
   augmentRngByRank?: RandomState[];
   /** What the network was fed (size, channels, mean, std): loadEncoder and the exports read it. */
   input?: EncoderInput;
+  /** The loss scaler of a float16 run (torch.amp.GradScaler's state_dict fields). */
+  gradScaler?: GradScalerState;
 }
 
 export interface PretrainCheckpoint {
@@ -71,7 +73,8 @@ export function writeCheckpoint(path: string, checkpoint: PretrainCheckpoint): v
       ]),
     ),
   };
-  const { format, config, step, epochStep, torchRng, augmentRng, augmentRngByRank, input } = checkpoint.moco_ts;
+  const { format, config, step, epochStep, torchRng, augmentRng, augmentRngByRank, input, gradScaler } =
+    checkpoint.moco_ts;
   try {
     save(
       {
@@ -88,6 +91,7 @@ export function writeCheckpoint(path: string, checkpoint: PretrainCheckpoint): v
           augment_rng: [...augmentRng],
           ...(augmentRngByRank === undefined ? {} : { augment_rng_ranks: augmentRngByRank.map((state) => [...state]) }),
           ...(input === undefined ? {} : { input: { ...input, mean: [...input.mean], std: [...input.std] } }),
+          ...(gradScaler === undefined ? {} : { grad_scaler: { ...gradScaler } }),
         },
       },
       path,
@@ -148,6 +152,11 @@ export function readCheckpoint(path: string): PretrainCheckpoint {
   if (byRank !== undefined && !(Array.isArray(byRank) && byRank.every(isState))) {
     throw new CheckpointError(`${path}: bad per-rank augmentation RNG states`);
   }
+  const scaler = ours["grad_scaler"];
+  const scalerKeys = ["scale", "growth_factor", "backoff_factor", "growth_interval", "_growth_tracker"] as const;
+  if (scaler !== undefined && !(isObject(scaler) && scalerKeys.every((k) => isNumber(scaler[k])))) {
+    throw new CheckpointError(`${path}: bad loss scaler state (moco_ts.grad_scaler)`);
+  }
   return {
     epoch: field(root, "epoch", isNumber, "a number", path),
     arch: field(root, "arch", isString, "a string", path),
@@ -161,6 +170,7 @@ export function readCheckpoint(path: string): PretrainCheckpoint {
       torchRng: ours["torch_rng"] as Tensor,
       augmentRng,
       ...(byRank === undefined ? {} : { augmentRngByRank: byRank }),
+      ...(scaler === undefined ? {} : { gradScaler: scaler as unknown as GradScalerState }),
     },
   };
 }

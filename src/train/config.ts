@@ -90,6 +90,8 @@ export const pretrainConfigSchema = z
     precision: z.enum(PRECISION_SETTINGS as [PrecisionSetting, ...PrecisionSetting[]]).default("auto"),
     /** Activations and conv weights channels-last (NHWC in memory); auto: where measured faster. */
     channelsLast: z.enum(CHANNELS_LAST_SETTINGS as [ChannelsLastSetting, ...ChannelsLastSetting[]]).default("auto"),
+    /** cuDNN's autotuner on a GPU (torch.backends.cudnn.benchmark); ignored on the CPU. */
+    cudnnBenchmark: z.boolean().default(true),
     /** Stop after this many steps in all (for quick trials). */
     maxSteps: positiveInt.nullable(),
     /** Keep checkpoint_%04d.pth.tar every N epochs besides the latest; 0 = none. Absent in older checkpoints. */
@@ -126,6 +128,7 @@ const COMMON = {
   device: "cpu",
   precision: "auto",
   channelsLast: "auto",
+  cudnnBenchmark: true,
   maxSteps: null,
   saveEvery: 0,
   report: true,

@@ -21,10 +21,11 @@ import {
   type MoCoSettings,
 } from "../moco/index.js";
 import { onDevice, resnet, splitBatchNorm, type ResNet, type ResNetArch } from "../nn/index.js";
-import { SGD, cosineSchedule, stepSchedule, withWarmup, type LrSchedule } from "../optim/index.js";
+import { GradScaler, SGD, cosineSchedule, stepSchedule, withWarmup, type LrSchedule } from "../optim/index.js";
 import {
   F,
   asFloat32,
+  cuda,
   inLayout,
   manualSeed,
   resolvePrecision,
@@ -259,7 +260,9 @@ function restore(
   rank: number,
   worldSize: number,
   log: (line: string) => void,
+  scaler: GradScaler | null,
 ): void {
+  if (scaler !== null && resumed.moco_ts.gradScaler !== undefined) scaler.loadStateDict(resumed.moco_ts.gradScaler);
   const byRank = resumed.moco_ts.augmentRngByRank;
   const sameLayout = (byRank?.length ?? 1) === worldSize;
   if (!sameLayout) {
@@ -290,6 +293,7 @@ function checkpointWriter(
   path: string,
   parallel: DataParallel | undefined,
   input: EncoderInput,
+  scaler: GradScaler | null,
 ): (position: LoopPosition) => void {
   return (position) => {
     const augmentStates = (parallel?.gather(views.getState()) ?? [views.getState()]) as unknown as RandomState[];
@@ -310,6 +314,7 @@ function checkpointWriter(
           augmentRng: views.getState(),
           ...(parallel === undefined ? {} : { augmentRngByRank: augmentStates }),
           input,
+          ...(scaler === null ? {} : { gradScaler: scaler.stateDict() }),
         },
       });
     } finally {
@@ -320,7 +325,9 @@ function checkpointWriter(
 
 /**
  * One MoCo step: two views of the batch, Algorithm 1's logits, InfoNCE (summed over both directions
- * when symmetric), SGD. A non-finite loss takes no step (the guard then stops the run).
+ * when symmetric), SGD. A non-finite loss takes no step (the guard then stops the run). On a GPU the
+ * batch goes there first (pinned, non-blocking) and is augmented there. In float16 the loss is scaled
+ * (`scaler`): a step whose gradients overflowed is skipped and the scale backs off.
  */
 function mocoStep(
   model: MoCo,
@@ -328,11 +335,12 @@ function mocoStep(
   optimizer: SGD,
   parallel: DataParallel | undefined,
   precision: ResolvedPrecision,
+  scaler: GradScaler | null,
 ): (batch: Batch) => PretrainStepOutput {
   const device = model.device;
   const averageGradients = parallel?.gradientAverager(model.parameters());
   return (batch) => {
-    const { query, key } = views.apply(batch.images);
+    const { query, key } = views.apply(cuda.copyToDevice(batch.images, device));
     const imQ = inLayout(precision, onDevice(query, device));
     const imK = inLayout(precision, onDevice(key, device));
     // torch's AMP recipe: the forward pass and the loss inside autocast, the backward pass outside.
@@ -346,7 +354,13 @@ function mocoStep(
     const local = [loss.item(), ...Object.values(pretextAccuracy(outputs[0] as ContrastiveLogits))];
     // The ranks' means: every rank sees the same values and so stops together on a NaN.
     const [value = NaN, top1 = NaN, top5 = NaN] = parallel === undefined ? local : parallel.mean(local);
-    if (Number.isFinite(value)) {
+    if (Number.isFinite(value) && scaler !== null) {
+      optimizer.zeroGrad();
+      scaler.scale(loss).backward();
+      averageGradients?.();
+      scaler.step(optimizer);
+      scaler.update();
+    } else if (Number.isFinite(value)) {
       optimizer.zeroGrad();
       loss.backward();
       averageGradients?.();
@@ -430,6 +444,9 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
   // In place: the optimizer's parameters, and the checkpoint's values, are the same tensors.
   if (precision.channelsLast) model.to({ memoryFormat: "channelsLast" });
   const optimizer = new SGD(model.parameters(), { lr: config.lr, momentum: config.momentum, weightDecay: config.wd });
+  const scaler = precision.dtype === "float16" ? new GradScaler() : null;
+  // cuDNN's autotuner: the batch shape stays fixed, so timing the algorithms once pays on every step.
+  if (cuda.cudaIndex(model.device) !== null) cuda.setCudnnBenchmark(config.cudnnBenchmark);
   if (data.train.length < layout.batchSize) {
     data.dispose();
     model.dispose();
@@ -466,7 +483,7 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
 
   try {
     if (resumed !== null) {
-      restore(state, resumed, rank, parallel?.worldSize ?? 1, progress.log);
+      restore(state, resumed, rank, parallel?.worldSize ?? 1, progress.log, scaler);
       if (lead) metrics.truncateAfter(state.step);
       for (const record of metrics.read()) {
         if (record.type === "knn" && record.features === "pixels") knn.pixels = record.top1;
@@ -489,7 +506,7 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
       epochs: config.epochs,
       maxSteps: totalSteps,
       batches: (epoch, startStep) => loader.batches(epoch, { startStep }),
-      step: mocoStep(model, views, optimizer, parallel, precision),
+      step: mocoStep(model, views, optimizer, parallel, precision, scaler),
       signal: options.signal,
       // Every rank stops at the same step: a Ctrl-C reaches the ranks at different moments.
       ...(parallel === undefined ? {} : { agree: (aborted: boolean) => parallel.any(aborted) }),
@@ -532,11 +549,19 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
         ),
         // The checkpoint before the barrier: the other ranks wait for rank 0's file.
         checkpointHook(
-          checkpointWriter(state, views, config, checkpointPath, parallel, {
-            size: data.imageSize,
-            channels: data.train.channels,
-            ...data.train.stats,
-          }),
+          checkpointWriter(
+            state,
+            views,
+            config,
+            checkpointPath,
+            parallel,
+            {
+              size: data.imageSize,
+              channels: data.train.channels,
+              ...data.train.stats,
+            },
+            scaler,
+          ),
         ),
         ...onRank0(
           rank,

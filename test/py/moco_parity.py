@@ -137,7 +137,7 @@ class ModelMoCo(nn.Module):
         l_neg = torch.einsum('nc,ck->nk', [q, self.queue.clone().detach()])
         logits = torch.cat([l_pos, l_neg], dim=1)
         logits /= self.T
-        labels = torch.zeros(logits.shape[0], dtype=torch.long)
+        labels = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
         loss = nn.CrossEntropyLoss()(logits, labels)
         if self.record is not None:
             self.record.append(logits.detach().clone())
@@ -167,12 +167,15 @@ def run_variant(job, d, req):
     s = {**req["settings"], **job}
     model = build(s)
     model.load_state_dict(data["state_dict"], strict=True)
+    device = req.get("device", "cpu")
+    model.to(device)
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), req["lr"], momentum=req["momentum"],
                                 weight_decay=req["weightDecay"])
     torch.set_rng_state(data["rng_state"])  # after every draw of the construction above
     losses, ptrs = [], []
     for step, (im1, im2) in enumerate(data["inputs"]):
+        im1, im2 = im1.to(device), im2.to(device)
         model.record = []
         loss = model(im1, im2)
         optimizer.zero_grad()
