@@ -37,12 +37,14 @@ if ! command -v node >/dev/null 2>&1 || [ "$(node -p 'process.versions.node.spli
   packed=$(ls .device/node-*.xz 2>/dev/null | head -1)
   [ -n "$packed" ] || { say "no Node on the PATH and no .device/node-*.xz: run scripts/device-bundle.sh first"; exit 1; }
   mkdir -p /tmp/moco-node/bin
-  xz -dc "$packed" >/tmp/moco-node/bin/node && chmod +x /tmp/moco-node/bin/node
+  # Python's lzma rather than xz: the GPU image's Python is certain, xz-utils is not.
+  "${MOCO_PYTHON:-python3}" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+    "$packed" /tmp/moco-node/bin/node && chmod +x /tmp/moco-node/bin/node
   export PATH=/tmp/moco-node/bin:$PATH
 fi
 if [ ! -d node_modules/tsx ]; then
   [ -f .device/modules.tar.xz ] || { say "no node_modules and no .device/modules.tar.xz"; exit 1; }
-  tar -xJf .device/modules.tar.xz
+  "${MOCO_PYTHON:-python3}" -c 'import tarfile; tarfile.open(".device/modules.tar.xz").extractall()'
 fi
 stamp "node $(node --version) ready"
 
@@ -70,14 +72,19 @@ NCCL_H=$( { [ -n "$NVIDIA_DIR" ] && find "$NVIDIA_DIR" -name nccl.h 2>/dev/null;
   echo '```'
 } 2>&1 | tee -a "$REPORT"
 
+if [ -d "$TORCH_DIR/share/cmake/Torch" ]; then
+  export LIBTORCH=$TORCH_DIR
+else
+  say "($TORCH_DIR has no share/cmake/Torch: building against the system's libtorch)"
+fi
 build() {
   rm -rf native/build
-  LIBTORCH=$TORCH_DIR MOCO_BUILD_JOBS=$(nproc) node scripts/build-native.mjs >"$OUT/build.log" 2>&1
+  MOCO_BUILD_JOBS=$(nproc) node scripts/build-native.mjs >"$OUT/build.log" 2>&1
 }
 say
 say "## Build"
 if build; then
-  stamp "addon built against $TORCH_DIR (log: build.log)"
+  stamp "addon built against ${LIBTORCH:-the system libtorch} (log: build.log)"
 else
   stamp "build failed; retrying without NCCL (MOCO_NCCL=0)"
   cp "$OUT/build.log" "$OUT/build-nccl.log"
