@@ -47,7 +47,9 @@ type Autocannon = (options: {
   timeout: number;
   requests: { method: string; path: string; headers: Record<string, string>; body: Buffer }[];
 }) => AutocannonInstance;
-const autocannon = createRequire(import.meta.url)("autocannon") as Autocannon;
+// Loaded when the entry runs: a dev-only tool that a machine running other entries may lack.
+const autocannon = ((...args: Parameters<Autocannon>) =>
+  (createRequire(import.meta.url)("autocannon") as Autocannon)(...args)) as Autocannon;
 
 async function buildIndex(dir: string, images: number, threads: number): Promise<IndexMeta> {
   const meta = join(dir, "index.json");

@@ -323,10 +323,9 @@ describe("pretraining on the GPU", { skip: SKIP }, () => {
     const args = [
       bin,
       "pretrain",
+      data,
       "--dataset",
       "folder",
-      "--data",
-      data,
       "--image-size",
       "32",
       "--arch",

@@ -31,8 +31,10 @@
 //    ||ours - torch|| <= 1e-3·||torch||; the momentum buffers are checked only in comparison 1.
 //
 // MOCO_TEST_DEVICE=cuda (scripts/device-check.sh) runs both sides on the GPU, against the same
-// machine's PyTorch. cuDNN computes float32 convolutions in TF32 there by default, on both sides, and
-// may pick other algorithms than PyTorch's process does: the tolerances are then 10× wider.
+// machine's PyTorch, with TF32 off on both sides (cuDNN's float32 convolutions use it by default,
+// and its 10-bit mantissa alone moves results by ~1e-3); cuDNN may still pick other algorithms than
+// PyTorch's process does, and its backward kernels accumulate in another order: the tolerances are
+// then 10× wider.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -47,6 +49,7 @@ import {
   F,
   Tensor,
   buildInfo,
+  cuda,
   getRngState,
   keep,
   load,
@@ -215,6 +218,7 @@ function snapshot(model: MoCo): Map<string, Tensor> {
 
 before(() => {
   if (SKIP !== false) return;
+  if (ON_GPU) cuda.setAllowTf32({ cudnn: false, matmul: false });
   const started = performance.now();
   manualSeed(2024);
   inputs = Array.from({ length: STEPS }, () => [hold(randn([BATCH, 1, 16, 16])), hold(randn([BATCH, 1, 16, 16]))]);

@@ -40,6 +40,19 @@ Napi::Value setCudnnBenchmark(Args& a) {
   return a.undefined();
 }
 
+// (cudnn, matmul): torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32.
+Napi::Value setAllowTf32(Args& a) {
+  at::globalContext().setAllowTF32CuDNN(a.b(0));
+  at::globalContext().setAllowTF32CuBLAS(a.b(1));
+  return a.undefined();
+}
+Napi::Value allowTf32(Args& a) {
+  auto out = Napi::Object::New(a.env());
+  out.Set("cudnn", at::globalContext().allowTF32CuDNN());
+  out.Set("matmul", at::globalContext().allowTF32CuBLAS());
+  return out;
+}
+
 // Page-locked copy of a CPU tensor: what DataLoader(pin_memory=True) makes, so that a non-blocking
 // copy to the GPU runs on the copy engine while the host goes on.
 Napi::Value pinMemory(Args& a) {
@@ -72,6 +85,8 @@ void registerCuda(Napi::Env env, Napi::Object exports) {
   def(env, exports, "cudnnIsAvailable", cudnnIsAvailable);
   def(env, exports, "cudnnBenchmark", cudnnBenchmark);
   def(env, exports, "setCudnnBenchmark", setCudnnBenchmark);
+  def(env, exports, "setAllowTf32", setAllowTf32);
+  def(env, exports, "allowTf32", allowTf32);
   def(env, exports, "pinMemory", pinMemory);
   def(env, exports, "isPinned", isPinned);
   def(env, exports, "ampUnscale", ampUnscale);

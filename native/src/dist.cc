@@ -11,7 +11,7 @@
 // A group whose collective failed or timed out is marked broken: its Gloo threads may still be
 // blocked inside the failed operation, and ProcessGroupGloo's destructor joins them, so a broken
 // group is released without being destroyed (the process is about to exit in that case anyway).
-#if !defined(USE_C10D_GLOO) && !defined(MOCO_WITH_NCCL)
+#if !defined(MOCO_WITH_GLOO) && !defined(MOCO_WITH_NCCL)
 // Neither Gloo's headers nor NCCL were found at build time: every entry point says so.
 #include "args.h"
 
@@ -30,7 +30,7 @@ void registerDist(Napi::Env env, Napi::Object exports) {
 }
 }  // namespace moco
 #else
-#ifdef USE_C10D_GLOO
+#ifdef MOCO_WITH_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -53,7 +53,7 @@ using Millis = std::chrono::milliseconds;
 
 struct Group {
   c10::intrusive_ptr<c10d::Store> store;
-#ifdef USE_C10D_GLOO
+#ifdef MOCO_WITH_GLOO
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
 #endif
 #ifdef MOCO_WITH_NCCL
@@ -78,7 +78,7 @@ std::string firstLine(const std::string& s) {
 // leaked on purpose, see the file comment.
 void release(std::shared_ptr<Group> group) {
   if (group->broken) {
-#ifdef USE_C10D_GLOO
+#ifdef MOCO_WITH_GLOO
     group->gloo.release();
 #endif
 #ifdef MOCO_WITH_NCCL
@@ -136,7 +136,7 @@ std::shared_ptr<Group> connect(const InitSpec& spec) {
     throw ArgError("this build has no NCCL (libtorch without CUDA); use the gloo backend");
 #endif
   }
-#ifdef USE_C10D_GLOO
+#ifdef MOCO_WITH_GLOO
   auto options = c10d::ProcessGroupGloo::Options::create(spec.timeout);
   if (spec.deviceKind == "interface") {
     options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(spec.deviceName));
@@ -248,7 +248,7 @@ Millis timeoutAt(const Args& a, size_t i) {
 
 template <class F>
 auto dispatch(Group& g, F&& f) {
-#if defined(MOCO_WITH_NCCL) && defined(USE_C10D_GLOO)
+#if defined(MOCO_WITH_NCCL) && defined(MOCO_WITH_GLOO)
   if (g.nccl) return f(*g.nccl);
   return f(*g.gloo);
 #elif defined(MOCO_WITH_NCCL)
@@ -388,7 +388,7 @@ Napi::Value distDispose(Args& a) {
 Napi::Value distBackends(Args& a) {
   auto list = Napi::Array::New(a.env());
   uint32_t n = 0;
-#ifdef USE_C10D_GLOO
+#ifdef MOCO_WITH_GLOO
   list.Set(n++, Napi::String::New(a.env(), "gloo"));
 #endif
 #ifdef MOCO_WITH_NCCL

@@ -48,6 +48,22 @@ export function setCudnnBenchmark(enabled: boolean): boolean {
   return previous;
 }
 
+/** Where float32 GPU work may use TF32 (10-bit mantissa) tensor cores: cuDNN convolutions, cuBLAS matmuls. */
+export interface Tf32Settings {
+  cudnn: boolean;
+  matmul: boolean;
+}
+
+/**
+ * torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32 (libtorch's defaults
+ * are PyTorch's: convolutions yes, matmuls no). Returns the previous settings.
+ */
+export function setAllowTf32(settings: Tf32Settings): Tf32Settings {
+  const previous = native.allowTf32();
+  native.setAllowTf32(settings.cudnn, settings.matmul);
+  return previous;
+}
+
 /**
  * A copy of a host batch on `device` as a data loader with pin_memory hands it over: through
  * page-locked memory and a non-blocking copy, so the host goes on (e.g. to the next batch) while the

@@ -244,6 +244,8 @@ export interface NativeBinding {
   cudnnIsAvailable(): boolean;
   cudnnBenchmark(): boolean;
   setCudnnBenchmark(enabled: boolean): void;
+  setAllowTf32(cudnn: boolean, matmul: boolean): void;
+  allowTf32(): { cudnn: boolean; matmul: boolean };
   pinMemory(self: H): H;
   isPinned(self: H): boolean;
   ampUnscale(grads: readonly H[], foundInf: H, invScale: H): void;

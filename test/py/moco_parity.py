@@ -168,6 +168,9 @@ def run_variant(job, d, req):
     model = build(s)
     model.load_state_dict(data["state_dict"], strict=True)
     device = req.get("device", "cpu")
+    if device != "cpu":  # as the TS side: float32 in float32, not TF32
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     model.to(device)
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), req["lr"], momentum=req["momentum"],
