@@ -4,6 +4,7 @@ export {
   dequeueAndEnqueue,
   momentumUpdate,
   noShuffle,
+  queueNegatives,
   singleProcessGather,
   singleProcessShuffle,
   type BatchShuffle,
@@ -17,3 +18,4 @@ export {
   checkMoCoSettings,
   type MoCoSettings,
 } from "./settings.js";
+export { PhaseClock, STEP_PHASES, type PhaseTimer, type StepPhase } from "./phases.js";

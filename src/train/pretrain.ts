@@ -19,6 +19,7 @@ import {
   type ContrastiveLogits,
   type MoCoOptions,
   type MoCoSettings,
+  type PhaseTimer,
 } from "../moco/index.js";
 import { onDevice, resnet, splitBatchNorm, type ResNet, type ResNetArch } from "../nn/index.js";
 import { SGD, cosineSchedule, stepSchedule, withWarmup, type LrSchedule } from "../optim/index.js";
@@ -320,14 +321,16 @@ function checkpointWriter(
 
 /**
  * One MoCo step: two views of the batch, Algorithm 1's logits, InfoNCE (summed over both directions
- * when symmetric), SGD. A non-finite loss takes no step (the guard then stops the run).
+ * when symmetric), SGD. A non-finite loss takes no step (the guard then stops the run). `phases`, if
+ * given, is told as each phase of the step ends (the benchmark's profiler; nothing else changes).
  */
-function mocoStep(
+export function pretrainStep(
   model: MoCo,
   views: TwoViewAugment,
   optimizer: SGD,
   parallel: DataParallel | undefined,
   precision: ResolvedPrecision,
+  phases?: PhaseTimer,
 ): (batch: Batch) => PretrainStepOutput {
   const device = model.device;
   const averageGradients = parallel?.gradientAverager(model.parameters());
@@ -335,10 +338,11 @@ function mocoStep(
     const { query, key } = views.apply(batch.images);
     const imQ = inLayout(precision, onDevice(query, device));
     const imK = inLayout(precision, onDevice(key, device));
+    phases?.lap("data");
     // torch's AMP recipe: the forward pass and the loss inside autocast, the backward pass outside.
     // The loss is float32 (cross-entropy is on autocast's float32 list; the cast makes it explicit).
     const { outputs, loss } = withPrecision(precision, device, () => {
-      const outputs = model.forward(imQ, imK);
+      const outputs = model.forward(imQ, imK, phases);
       const losses = outputs.map((o) => F.crossEntropy(o.logits.float(), o.labels));
       const loss = losses.length === 1 ? (losses[0] as Tensor) : losses.reduce((a, b) => a.add(b));
       return { outputs, loss };
@@ -346,11 +350,14 @@ function mocoStep(
     const local = [loss.item(), ...Object.values(pretextAccuracy(outputs[0] as ContrastiveLogits))];
     // The ranks' means: every rank sees the same values and so stops together on a NaN.
     const [value = NaN, top1 = NaN, top5 = NaN] = parallel === undefined ? local : parallel.mean(local);
+    phases?.lap("loss");
     if (Number.isFinite(value)) {
       optimizer.zeroGrad();
       loss.backward();
+      phases?.lap("backward");
       averageGradients?.();
       optimizer.step();
+      phases?.lap("optimizer");
     }
     return { loss: value, top1, top5 };
   };
@@ -489,7 +496,7 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
       epochs: config.epochs,
       maxSteps: totalSteps,
       batches: (epoch, startStep) => loader.batches(epoch, { startStep }),
-      step: mocoStep(model, views, optimizer, parallel, precision),
+      step: pretrainStep(model, views, optimizer, parallel, precision),
       signal: options.signal,
       // Every rank stops at the same step: a Ctrl-C reaches the ranks at different moments.
       ...(parallel === undefined ? {} : { agree: (aborted: boolean) => parallel.any(aborted) }),
