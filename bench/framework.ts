@@ -79,6 +79,8 @@ export interface BenchEntry {
   metrics: MetricSpec[];
   /** A reason to skip this entry (e.g. a module not written yet), or null when it can run. */
   unavailable?(): Promise<string | null>;
+  /** Text printed after the entry's rounds (e.g. a breakdown kept in the details), from our side's rounds. */
+  summary?(ours: Measurement[]): string;
   /** Our side, run in a fresh child process with the thread count already set. */
   runOurs(ctx: RunContext): Promise<Measurement> | Measurement;
 }

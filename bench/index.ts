@@ -429,6 +429,8 @@ async function main(): Promise<void> {
     rows.push(...entryRows);
     boundRows.push(...entryBoundRows);
     process.stdout.write(` done (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
+    const summary = entry.summary?.(ours);
+    if (summary !== undefined) console.log(summary);
     results.push({
       name: entry.name,
       description: entry.description,
@@ -437,6 +439,7 @@ async function main(): Promise<void> {
       ours,
       ...(entry.python === undefined ? {} : { python }),
       ...(bounds.size === 0 ? {} : { bounds: Object.fromEntries(bounds) }),
+      ...(summary === undefined ? {} : { summary }),
     });
   }
 

@@ -5,6 +5,7 @@ export {
   momentumUpdate,
   noShuffle,
   permutationOn,
+  queueNegatives,
   singleProcessGather,
   singleProcessShuffle,
   type BatchShuffle,
@@ -18,3 +19,4 @@ export {
   checkMoCoSettings,
   type MoCoSettings,
 } from "./settings.js";
+export { PhaseClock, STEP_PHASES, type PhaseTimer, type StepPhase } from "./phases.js";

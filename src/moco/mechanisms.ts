@@ -1,7 +1,17 @@
 // The mechanisms of MoCo, one small helper each, all without gradients and updating in place
 // (He et al., "Momentum Contrast for Unsupervised Visual Representation Learning", arXiv 1911.05722).
 import type { Module } from "../nn/index.js";
-import { cat, foreachAdd_, foreachMul_, noGrad, randperm, zeros, type Tensor } from "../torch/index.js";
+import {
+  cat,
+  foreachAdd_,
+  foreachMul_,
+  getAutocastDtype,
+  isAutocastEnabled,
+  noGrad,
+  randperm,
+  zeros,
+  type Tensor,
+} from "../torch/index.js";
 
 /** Logits N×(1+K) and the index of the positive (0) for each of the N queries. */
 export interface ContrastiveLogits {
@@ -16,11 +26,21 @@ export interface ContrastiveLogits {
 export function contrastiveLogits(q: Tensor, k: Tensor, queue: Tensor, T: number): ContrastiveLogits {
   const lPos = q.mul(k).sum(1, true); // positive logits: N×1
   const lNeg = q.mm(queue); // negative logits: N×K
-  const joined = cat([lPos, lNeg], 1); // logits: N×(1+K)
-  const logits = joined.div(T);
-  for (const t of [lPos, lNeg, joined]) t.dispose();
+  const logits = cat([lPos, lNeg], 1).div_(T); // logits: N×(1+K), divided in place as the official `logits /= T`
+  lPos.dispose();
+  lNeg.dispose();
   // Made where the queries are, so that a model on a GPU gets its labels there too.
   return { logits, labels: zeros([q.shape[0] ?? 0], { dtype: "int64", device: q.device }) };
+}
+
+/**
+ * The queue's keys as negatives for one forward pass: a copy, since enqueueing overwrites the queue in
+ * place before the backward pass reads them. Under autocast the copy is the cast to its lower precision
+ * that the product with the queries makes anyway; a float32 clone would be copied twice.
+ */
+export function queueNegatives(queue: Tensor): Tensor {
+  const deviceType = queue.device.startsWith("cuda") ? "cuda" : "cpu";
+  return isAutocastEnabled(deviceType) ? queue.to(getAutocastDtype(deviceType)) : queue.clone();
 }
 
 /** Eq. (2): θk ← m·θk + (1 − m)·θq, for parameters only (BN buffers keep their own statistics). */

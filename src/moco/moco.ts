@@ -8,12 +8,14 @@ import {
   contrastiveLogits,
   dequeueAndEnqueue,
   momentumUpdate,
+  queueNegatives,
   singleProcessGather,
   singleProcessShuffle,
   type BatchShuffle,
   type ContrastiveLogits,
   type KeyGather,
 } from "./mechanisms.js";
+import type { PhaseTimer } from "./phases.js";
 import { checkMoCoSettings, type MoCoSettings } from "./settings.js";
 
 /** One pair per direction: [q1·k2] alone, or [q1·k2, q2·k1] with the symmetric loss. */
@@ -81,34 +83,43 @@ export class MoCo extends Module<[Tensor, Tensor], MoCoOutput> {
     return this.buffer("queue_ptr");
   }
 
-  /** Query images and key images (two augmentations of the same batch) → logits and labels. */
-  forward(imQ: Tensor, imK: Tensor): MoCoOutput {
+  /**
+   * Query images and key images (two augmentations of the same batch) → logits and labels. `phases`,
+   * if given, is told as each phase of Algorithm 1 ends (a profiler's; nothing else changes).
+   */
+  forward(imQ: Tensor, imK: Tensor, phases?: PhaseTimer): MoCoOutput {
     momentumUpdate(this.encoderK, this.encoderQ, this.settings.m);
+    phases?.lap("momentum");
     if (!this.settings.symmetric) {
-      const { output, keys } = this.contrast(imQ, imK);
+      const { output, keys } = this.contrast(imQ, imK, phases);
       this.enqueue(keys);
+      phases?.lap("enqueue");
       return [output];
     }
     // Symmetric loss of the official CIFAR demo: each view is the query once, both keys are enqueued,
     // in the demo's order cat([k1, k2]): the keys of the first view (from the second pass) first.
-    const first = this.contrast(imQ, imK); // q1·k2
-    const second = this.contrast(imK, imQ); // q2·k1
+    const first = this.contrast(imQ, imK, phases); // q1·k2
+    const second = this.contrast(imK, imQ, phases); // q2·k1
     const keys = cat([second.keys, first.keys], 0);
     first.keys.dispose();
     second.keys.dispose();
     this.enqueue(keys);
+    phases?.lap("enqueue");
     return [first.output, second.output];
   }
 
   /** Algorithm 1, from the queries to the logits; the keys are returned for enqueueing. */
-  private contrast(imQ: Tensor, imK: Tensor): { output: ContrastiveLogits; keys: Tensor } {
+  private contrast(imQ: Tensor, imK: Tensor, phases?: PhaseTimer): { output: ContrastiveLogits; keys: Tensor } {
     const q = this.encodeQueries(imQ); // queries: N×C
+    phases?.lap("query");
     const k = this.encodeKeys(imK); // keys: N×C, no gradient
+    phases?.lap("key");
     // The queue is copied: enqueueing overwrites it in place before the backward pass needs it.
-    const negatives = this.queue.clone(); // C×K
+    const negatives = queueNegatives(this.queue); // C×K
     const output = contrastiveLogits(q, k, negatives, this.settings.T);
     q.dispose();
     negatives.dispose();
+    phases?.lap("logits");
     return { output, keys: k };
   }
 

@@ -19,6 +19,7 @@ import {
   type ContrastiveLogits,
   type MoCoOptions,
   type MoCoSettings,
+  type PhaseTimer,
 } from "../moco/index.js";
 import { onDevice, resnet, splitBatchNorm, type ResNet, type ResNetArch } from "../nn/index.js";
 import { GradScaler, SGD, cosineSchedule, stepSchedule, withWarmup, type LrSchedule } from "../optim/index.js";
@@ -327,15 +328,17 @@ function checkpointWriter(
  * One MoCo step: two views of the batch, Algorithm 1's logits, InfoNCE (summed over both directions
  * when symmetric), SGD. A non-finite loss takes no step (the guard then stops the run). On a GPU the
  * batch goes there first (pinned, non-blocking) and is augmented there. In float16 the loss is scaled
- * (`scaler`): a step whose gradients overflowed is skipped and the scale backs off.
+ * (`scaler`): a step whose gradients overflowed is skipped and the scale backs off. `phases`, if
+ * given, is told as each phase of the step ends (the benchmark's profiler; nothing else changes).
  */
-function mocoStep(
+export function pretrainStep(
   model: MoCo,
   views: TwoViewAugment,
   optimizer: SGD,
   parallel: DataParallel | undefined,
   precision: ResolvedPrecision,
-  scaler: GradScaler | null,
+  scaler: GradScaler | null = null,
+  phases?: PhaseTimer,
 ): (batch: Batch) => PretrainStepOutput {
   const device = model.device;
   const averageGradients = parallel?.gradientAverager(model.parameters());
@@ -343,10 +346,11 @@ function mocoStep(
     const { query, key } = views.apply(cuda.copyToDevice(batch.images, device));
     const imQ = inLayout(precision, onDevice(query, device));
     const imK = inLayout(precision, onDevice(key, device));
+    phases?.lap("data");
     // torch's AMP recipe: the forward pass and the loss inside autocast, the backward pass outside.
     // The loss is float32 (cross-entropy is on autocast's float32 list; the cast makes it explicit).
     const { outputs, loss } = withPrecision(precision, device, () => {
-      const outputs = model.forward(imQ, imK);
+      const outputs = model.forward(imQ, imK, phases);
       const losses = outputs.map((o) => F.crossEntropy(o.logits.float(), o.labels));
       const loss = losses.length === 1 ? (losses[0] as Tensor) : losses.reduce((a, b) => a.add(b));
       return { outputs, loss };
@@ -354,17 +358,18 @@ function mocoStep(
     const local = [loss.item(), ...Object.values(pretextAccuracy(outputs[0] as ContrastiveLogits))];
     // The ranks' means: every rank sees the same values and so stops together on a NaN.
     const [value = NaN, top1 = NaN, top5 = NaN] = parallel === undefined ? local : parallel.mean(local);
-    if (Number.isFinite(value) && scaler !== null) {
+    phases?.lap("loss");
+    if (Number.isFinite(value)) {
       optimizer.zeroGrad();
-      scaler.scale(loss).backward();
+      (scaler === null ? loss : scaler.scale(loss)).backward();
+      phases?.lap("backward");
       averageGradients?.();
-      scaler.step(optimizer);
-      scaler.update();
-    } else if (Number.isFinite(value)) {
-      optimizer.zeroGrad();
-      loss.backward();
-      averageGradients?.();
-      optimizer.step();
+      if (scaler === null) optimizer.step();
+      else {
+        scaler.step(optimizer);
+        scaler.update();
+      }
+      phases?.lap("optimizer");
     }
     return { loss: value, top1, top5 };
   };
@@ -506,7 +511,7 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
       epochs: config.epochs,
       maxSteps: totalSteps,
       batches: (epoch, startStep) => loader.batches(epoch, { startStep }),
-      step: mocoStep(model, views, optimizer, parallel, precision, scaler),
+      step: pretrainStep(model, views, optimizer, parallel, precision, scaler),
       signal: options.signal,
       // Every rank stops at the same step: a Ctrl-C reaches the ranks at different moments.
       ...(parallel === undefined ? {} : { agree: (aborted: boolean) => parallel.any(aborted) }),
