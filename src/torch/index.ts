@@ -44,6 +44,7 @@ export {
   PRECISION_SETTINGS,
   PrecisionError,
   asFloat32,
+  describePrecision,
   inLayout,
   parseCpuInfo,
   readCpuCapabilities,

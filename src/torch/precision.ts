@@ -155,6 +155,14 @@ function resolveGpuPrecision(precision: PrecisionSetting, channelsLast: Channels
   return { dtype, channelsLast: layout, reason: `Precision: ${why}; layout: ${layoutWhy}.` };
 }
 
+/** A few words for headers: "bf16 autocast, channels-last", "fp32", "fp16 autocast + loss scaling". */
+export function describePrecision(precision: Pick<ResolvedPrecision, "dtype" | "channelsLast">): string {
+  const dtype = { float32: "fp32", bfloat16: "bf16 autocast", float16: "fp16 autocast + loss scaling" }[
+    precision.dtype
+  ];
+  return precision.channelsLast ? `${dtype}, channels-last` : dtype;
+}
+
 /**
  * Runs `fn` (a forward pass, with its loss when training) under the resolved precision: inside a
  * bfloat16 autocast region for the device type `device` names, or as is in float32. The backward

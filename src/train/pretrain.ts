@@ -476,7 +476,14 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
   const totalSteps =
     config.maxSteps === null ? config.epochs * stepsPerEpoch : Math.min(config.maxSteps, config.epochs * stepsPerEpoch);
   // What the run is, before it spends its time: printed and kept as run.json.
-  const header = pretrainHeader(config, data, model.encoderQ.numParameters(), { stepsPerEpoch, totalSteps }, threads);
+  const header = pretrainHeader(
+    config,
+    data,
+    model.encoderQ.numParameters(),
+    { stepsPerEpoch, totalSteps },
+    threads,
+    precision,
+  );
   if (lead) {
     for (const line of formatHeader(header)) progress.log(line);
     writeJsonAtomic(join(config.out, "run.json"), header, "pretrain");

@@ -4,6 +4,7 @@
 // hours doing it (issue #16, 3).
 import type { PretrainConfig } from "./config.js";
 import type { PretrainData } from "./data.js";
+import { describePrecision, type ResolvedPrecision } from "../torch/index.js";
 
 export interface RunHeader {
   data: {
@@ -57,9 +58,17 @@ export function pretrainHeader(
   parameters: number,
   steps: { stepsPerEpoch: number; totalSteps: number },
   threads: number,
+  /** What `--precision`/`--channels-last` resolved to on this machine (else the setting is shown). */
+  resolved?: ResolvedPrecision,
 ): RunHeader {
   // The precision is another option's (config.precision when present); the header only reports it.
-  const precision = (config as { precision?: unknown }).precision;
+  const setting = (config as { precision?: unknown }).precision;
+  const precision =
+    resolved !== undefined
+      ? `${describePrecision(resolved)}${setting === "auto" ? " (auto)" : ""}`
+      : setting === undefined || setting === null
+        ? null
+        : String(setting);
   const header: Omit<RunHeader, "warnings"> = {
     data: {
       path: config.data,
@@ -85,7 +94,7 @@ export function pretrainHeader(
     schedule: { batchSize: config.batchSize, epochs: config.epochs, ...steps },
     threads,
     device: config.device,
-    precision: precision === undefined || precision === null ? null : String(precision),
+    precision,
   };
   return { ...header, warnings: headerWarnings(header, data.knnBank !== null && data.knnTest !== null) };
 }
