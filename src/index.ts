@@ -36,7 +36,15 @@ export {
   type ChannelStats,
 } from "./data/index.js";
 export * from "./moco/index.js";
-export { knnClassify, knnScores, KNN_DEFAULTS, type KnnOptions, type KnnResult } from "./eval/knn.js";
+export {
+  knnClassify,
+  knnScores,
+  KNN_DEFAULTS,
+  KNN_VOTES,
+  type KnnOptions,
+  type KnnResult,
+  type KnnVote,
+} from "./eval/knn.js";
 export { knnAccuracy, type KnnEvaluation } from "./eval/monitor.js";
 export {
   PRESETS,
@@ -76,6 +84,7 @@ export * from "./encoder/index.js";
 export {
   linearEvaluation,
   LINCLS_DEFAULTS,
+  type LinclsInput,
   type LinearEvalConfig,
   type LinearEvalOptions,
   type LinearEvalResult,
@@ -83,9 +92,13 @@ export {
 } from "./eval/lincls.js";
 export {
   evaluateEncoderKnn,
+  evaluateFeatureKnn,
+  evaluatePixelKnn,
   datasetEmbeddings,
   type EncoderKnnOptions,
   type EncoderKnnResult,
+  type KnnEvaluationOptions,
+  type PixelKnnOptions,
 } from "./eval/encoder-knn.js";
 export {
   classificationReport,

@@ -26,6 +26,26 @@ function bruteForce(
   });
 }
 
+/** Plain kNN: one vote per neighbour among the k nearest; a tie goes to the tied class met first (nearest). */
+function bruteForceMajority(
+  bank: number[][],
+  bankLabels: number[],
+  queries: number[][],
+  k: number,
+  numClasses: number,
+): number[] {
+  return queries.map((q) => {
+    const ranked = bank
+      .map((b, i) => ({ sim: b.reduce((acc, v, d) => acc + v * (q[d] ?? 0), 0), label: bankLabels[i] ?? -1 }))
+      .sort((a, b) => b.sim - a.sim)
+      .slice(0, k);
+    const counts = new Array<number>(numClasses).fill(0);
+    for (const { label } of ranked) counts[label] = (counts[label] ?? 0) + 1;
+    const most = Math.max(...counts);
+    return (ranked.find(({ label }) => counts[label] === most) as { label: number }).label;
+  });
+}
+
 function rows(t: { tolist(): unknown }): number[][] {
   return t.tolist() as number[][];
 }
@@ -55,6 +75,65 @@ test("weighted kNN equals a brute-force computation", () => {
     result.predictions.dispose();
   }
   for (const x of [bank, bankLabels, queries, queryLabels]) x?.dispose();
+  assert.equal(liveTensors(), before);
+});
+
+test("majority-vote kNN equals a brute-force count; ties go to the nearest neighbour's class", () => {
+  manualSeed(5);
+  const before = liveTensors();
+  const numClasses = 4;
+  const [bank, queries] = scope(() => [
+    F.normalize(randn([200, 8]), { dim: 1 }),
+    F.normalize(randn([90, 8]), { dim: 1 }),
+  ]);
+  const bankLabels = randint(0, numClasses, [200]);
+  const queryLabels = randint(0, numClasses, [90]);
+  // k 2 and 4 tie often (1-1, 2-2, 1-1-1-1): the tie rule is exercised, not only the count.
+  for (const k of [1, 2, 3, 4, 25]) {
+    const expected = bruteForceMajority(rows(bank!), bankLabels.toArray(), rows(queries!), k, numClasses);
+    const result = knnClassify(bank!, bankLabels, queries!, queryLabels, {
+      k,
+      t: 0.1,
+      vote: "majority",
+      numClasses,
+      batchSize: 16,
+    });
+    assert.deepEqual(result.predictions.toArray(), expected, `k=${k}`);
+    result.predictions.dispose();
+  }
+  // k 1: the nearest neighbour's class, whichever the vote.
+  const one = knnClassify(bank!, bankLabels, queries!, queryLabels, { k: 1, t: 0.1, vote: "majority", numClasses });
+  const weighted = knnClassify(bank!, bankLabels, queries!, queryLabels, { k: 1, t: 0.1, numClasses });
+  assert.deepEqual(one.predictions.toArray(), weighted.predictions.toArray());
+  // Three votes against two far nearer ones: the count wins, whatever the similarities.
+  const line = scope(() =>
+    F.normalize(
+      tensor(
+        [
+          [1, 0],
+          [1, 0.01],
+          [1, 1],
+          [1, 1.1],
+          [1, 1.2],
+        ],
+        { dtype: "float32" },
+      ),
+      { dim: 1 },
+    ),
+  );
+  const query = scope(() => F.normalize(tensor([[1, 0]], { dtype: "float32" }), { dim: 1 }));
+  const lineLabels = tensor([0, 0, 1, 1, 1]);
+  const queryLabel = tensor([0]);
+  const byVote = (vote: "weighted" | "majority") => {
+    const { predictions } = knnClassify(line, lineLabels, query, queryLabel, { k: 5, t: 0.01, vote, numClasses: 2 });
+    const [prediction] = predictions.toArray();
+    predictions.dispose();
+    return prediction;
+  };
+  assert.equal(byVote("weighted"), 0, "the two near neighbours outweigh three far ones");
+  assert.equal(byVote("majority"), 1, "three votes beat two");
+  for (const x of [bank, bankLabels, queries, queryLabels, one.predictions, weighted.predictions]) x?.dispose();
+  for (const x of [line, query, lineLabels, queryLabel]) x.dispose();
   assert.equal(liveTensors(), before);
 });
 

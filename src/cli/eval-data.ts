@@ -1,5 +1,5 @@
 // The data of the evaluation commands (knn, lincls, embed): which dataset (by default the one the
-// encoder was pretrained on, when its checkpoint says), where, and at what size, so that a
+// encoder was pretrained on, when its checkpoint or preset says), where, and at what size, so that a
 // checkpoint written by `moco pretrain` is enough on its own.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -8,7 +8,7 @@ import type { ImageDataset } from "../data/dataset.js";
 import type { Split } from "../data/fashion-mnist.js";
 import { randomSubset, type SubsetRecord } from "../data/subset.js";
 import { DATASET_NAMES, isDatasetName, openDataset, type DatasetName } from "../data/registry.js";
-import type { Encoder } from "../encoder/encoder.js";
+import { Encoder, type TrainingData } from "../encoder/encoder.js";
 import { THREADS_FLAG, UsageError, type Flag, type FlagReader } from "./flags.js";
 
 export const DATA_FLAGS: readonly Flag[] = [
@@ -51,7 +51,23 @@ export interface EvalData {
   dispose(): void;
 }
 
-function datasetKind(flags: FlagReader, encoder: Encoder, dataDir: string | undefined): DatasetName {
+/**
+ * What the data defaults come from: a loaded encoder (its checkpoint's pretraining data and crop
+ * size, its stem), or the same facts without one (a preset, or none for raw pixels).
+ */
+export interface EvalDataDefaults {
+  trainedOn: TrainingData | null;
+  /** CIFAR-stem networks see folders at 64 px, others at 224. */
+  cifarStem: boolean;
+}
+
+function defaultsOf(source: Encoder | EvalDataDefaults): EvalDataDefaults {
+  return source instanceof Encoder
+    ? { trainedOn: source.info.trainedOn, cifarStem: source.info.layout.cifarStem }
+    : source;
+}
+
+function datasetKind(flags: FlagReader, defaults: EvalDataDefaults, dataDir: string | undefined): DatasetName {
   const given = flags.optionalString("dataset");
   if (given !== null) {
     if (!isDatasetName(given))
@@ -59,24 +75,25 @@ function datasetKind(flags: FlagReader, encoder: Encoder, dataDir: string | unde
     return given;
   }
   if (dataDir !== undefined) return "folder";
-  const trained = encoder.info.trainedOn?.dataset;
+  const trained = defaults.trainedOn?.dataset;
   return isDatasetName(trained) ? trained : "fashion-mnist";
 }
 
 /** Opens the requested splits ("train" and/or "test") of the data named by the flags and DATA. */
 export async function openEvalData(
   flags: FlagReader,
-  encoder: Encoder,
+  source: Encoder | EvalDataDefaults,
   dataDir: string | undefined,
   wanted: readonly Split[],
   log: (line: string) => void,
 ): Promise<EvalData> {
-  const kind = datasetKind(flags, encoder, dataDir);
-  const trainedOn = encoder.info.trainedOn;
+  const defaults = defaultsOf(source);
+  const kind = datasetKind(flags, defaults, dataDir);
+  const trainedOn = defaults.trainedOn;
   const root =
     dataDir ?? (trainedOn !== null && trainedOn.dataset === kind ? (trainedOn.data ?? undefined) : undefined);
   const configured = flags.optionalNumber("image-size") ?? trainedOn?.imageSize ?? null;
-  const imageSize = kind === "folder" ? (configured ?? (encoder.info.layout.cifarStem ? 64 : 224)) : configured;
+  const imageSize = kind === "folder" ? (configured ?? (defaults.cifarStem ? 64 : 224)) : configured;
   const splits = new Map<Split, ImageDataset>();
   const opened: ImageDataset[] = [];
   let hasSplits = true;

@@ -1,13 +1,15 @@
-// `moco knn`: weighted kNN evaluation of any checkpoint on a labeled dataset.
+// `moco knn`: kNN evaluation of any checkpoint on a labeled dataset, or of a baseline (raw pixels, the
+// same network at random initialisation) on the same splits.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
 import { writeClassificationCsv } from "../eval/classification-report.js";
-import { evaluateEncoderKnn } from "../eval/encoder-knn.js";
-import { KNN_DEFAULTS } from "../eval/knn.js";
-import type { FeatureKind } from "../encoder/encoder.js";
+import { evaluateEncoderKnn, evaluatePixelKnn } from "../eval/encoder-knn.js";
+import { KNN_DEFAULTS, KNN_VOTES, type KnnVote } from "../eval/knn.js";
+import { Encoder, type FeatureKind } from "../encoder/encoder.js";
+import { BASELINE_FLAGS, subjectFromFlags } from "./baseline.js";
 import { DATA_FLAGS, openEvalData } from "./eval-data.js";
-import { ENCODER_FLAGS, encoderFromFlags, precisionPolicy, writeJson } from "./encoder-flags.js";
+import { ENCODER_FLAGS, precisionPolicy, writeJson } from "./encoder-flags.js";
 import {
   CHANNELS_LAST_FLAG,
   DEVICE_FLAG,
@@ -20,6 +22,7 @@ import {
 
 const KNN_FLAGS: readonly Flag[] = [
   ...ENCODER_FLAGS,
+  ...BASELINE_FLAGS,
   ...DATA_FLAGS,
   DEVICE_FLAG,
   PRECISION_FLAG,
@@ -28,11 +31,25 @@ const KNN_FLAGS: readonly Flag[] = [
   {
     flag: "knn-t",
     kind: "float",
-    help: "temperature of the vote weights",
+    help: "temperature of the weighted vote's weights",
     default: KNN_DEFAULTS.t,
     bounds: { min: 0, minExclusive: true },
   },
+  {
+    flag: "vote",
+    kind: "string",
+    choices: KNN_VOTES,
+    help: "weighted: exp(sim / t) per neighbour (the MoCo monitor) | majority: one vote each, a tie to the nearest",
+    default: KNN_DEFAULTS.vote,
+  },
   { flag: "features", kind: "string", choices: ["backbone", "head"], help: "backbone | head", default: "backbone" },
+  {
+    flag: "seed",
+    kind: "int",
+    help: "seed of --subset's sample and of --baseline random's initialisation",
+    default: 0,
+    bounds: { min: 0 },
+  },
   {
     flag: "batch-size",
     short: "b",
@@ -51,11 +68,17 @@ const KNN_FLAGS: readonly Flag[] = [
 ];
 
 export const KNN_HELP = `Usage: moco knn --pretrained FILE [DATA] [options]
+       moco knn --baseline pixels [--pretrained FILE] [DATA] [options]
+       moco knn --baseline random (--pretrained FILE | --preset NAME) [DATA] [options]
 
-Weighted kNN (the MoCo monitor: cosine similarity, top k neighbours weighted by exp(sim / t)) of an
-encoder's L2-normalised features: the training split is the bank, the test split is classified.
-Writes knn.json (top-1, top-5, per-class accuracy, confusion matrix), per-class.csv and
-confusion.csv into --out.
+kNN of an encoder's L2-normalised features by cosine similarity: the training split is the bank,
+the test split is classified. --vote weighted (default) is the MoCo monitor: the top k neighbours
+vote with weight exp(sim / t); --vote majority is plain kNN: one vote each, a tie going to the class
+of the nearest neighbour among the tied. Baselines on the same splits: --baseline pixels (the images
+at the crop size, normalised per channel, as pretraining's pixel line), --baseline random (the same
+network at its random initialisation, manualSeed(--seed): with a preset and its seed, the network
+moco pretrain starts from). Writes knn.json (top-1, top-5, per-class accuracy, confusion matrix),
+per-class.csv and confusion.csv into --out.
 
 ${flagHelp(KNN_FLAGS)}`;
 
@@ -69,42 +92,62 @@ export async function runKnn(argv: string[]): Promise<number> {
   if (command === null) return 0;
   const { flags, positionals } = command;
   const features = flags.choice<FeatureKind>("features", ["backbone", "head"]);
+  const vote = flags.choice<KnnVote>("vote", KNN_VOTES);
+  if (vote === "majority" && flags.given("knn-t"))
+    throw new UsageError("--knn-t is the weighted vote's temperature: --vote majority has none");
+  if (flags.optionalString("baseline") === "pixels" && flags.given("features"))
+    throw new UsageError("--features: raw pixels (--baseline pixels) have no backbone or head");
   const log = (line: string) => console.error(line);
-  const encoder = encoderFromFlags(flags, log);
-  const policy = precisionPolicy(flags, log);
+  const subject = subjectFromFlags(flags, log, { seed: flags.number("seed") });
   try {
-    if (features === "head" && !encoder.hasHead)
-      throw new UsageError(`${encoder.info.path} has no head: --features backbone`);
-    const data = await openEvalData(flags, encoder, positionals[0], ["train", "test"], log);
+    if (features === "head" && subject.defaults instanceof Encoder && !subject.defaults.hasHead)
+      throw new UsageError(`${subject.defaults.info.path} has no head: --features backbone`);
+    const data = await openEvalData(flags, subject.defaults, positionals[0], ["train", "test"], log);
     try {
       const bank = data.splits.get("train");
       const test = data.splits.get("test");
       if (bank === undefined || test === undefined) throw new Error("knn: no train or test split");
+      const input = subject.input(bank.channels);
       log(`kNN: bank ${bank.name} (${bank.length} images), queries ${test.name} (${test.length} images)`);
       const started = performance.now();
-      const result = await evaluateEncoderKnn(encoder, {
-        bank,
-        test,
-        k: flags.number("knn-k"),
-        t: flags.number("knn-t"),
-        features,
-        size: data.imageSize,
-        batchSize: flags.number("batch-size"),
-        device: flags.optionalString("device") ?? "cpu",
-        ...policy,
-        onNote: log,
-      });
+      const k = flags.number("knn-k");
+      const t = flags.number("knn-t");
+      const batchSize = flags.number("batch-size");
+      const device = flags.optionalString("device") ?? "cpu";
+      const result =
+        input === "pixels"
+          ? await evaluatePixelKnn({ bank, test, k, t, vote, size: data.imageSize, batchSize, device })
+          : await evaluateEncoderKnn(input, {
+              bank,
+              test,
+              k,
+              t,
+              vote,
+              features,
+              size: data.imageSize,
+              batchSize,
+              device,
+              ...precisionPolicy(flags, log),
+              onNote: log,
+            });
       const out = flags.string("out");
       mkdirSync(out, { recursive: true });
       const summary = {
-        checkpoint: encoder.info.path,
-        encoder: encoder.describe(),
+        checkpoint: subject.source,
+        baseline: subject.baseline?.kind ?? null,
+        ...(subject.baseline?.kind === "random" ? { seed: subject.baseline.seed } : {}),
+        encoder:
+          input === "pixels"
+            ? `raw pixels (${bank.channels}×${data.imageSize ?? bank.height}×${data.imageSize ?? bank.width}, normalised per channel)`
+            : input.describe(),
         dataset: data.kind,
         bank: { name: bank.name, images: bank.length },
         test: { name: test.name, images: test.length },
-        k: flags.number("knn-k"),
-        t: flags.number("knn-t"),
-        features,
+        k,
+        vote,
+        // The weighted vote's temperature; the majority vote has none.
+        t: vote === "weighted" ? t : null,
+        features: input === "pixels" ? "pixels" : features,
         imageSize: data.imageSize,
         // Percentages, as every accuracy in the files of moco (issue #16); full precision.
         top1: result.top1 * 100,
@@ -123,13 +166,15 @@ export async function runKnn(argv: string[]): Promise<number> {
         const accuracy = c.accuracy === null ? "n/a" : `${(c.accuracy * 100).toFixed(2)}%`;
         console.log(`  ${c.name.padEnd(16)} ${accuracy.padStart(8)}  (${c.correct}/${c.count})`);
       }
-      console.log(`kNN top-1 ${(result.top1 * 100).toFixed(2)}%  top-5 ${(result.top5 * 100).toFixed(2)}%`);
+      const what =
+        subject.baseline === null ? "" : ` (${subject.baseline.kind === "pixels" ? "raw pixels" : "random init"})`;
+      console.log(`kNN${what} top-1 ${(result.top1 * 100).toFixed(2)}%  top-5 ${(result.top5 * 100).toFixed(2)}%`);
       console.log(`wrote ${[join(out, "knn.json"), ...files].join(", ")}`);
       return 0;
     } finally {
       data.dispose();
     }
   } finally {
-    encoder.dispose();
+    subject.dispose();
   }
 }

@@ -3,24 +3,30 @@ import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 import { embedPrecision, encoderFeatures } from "../encoder/embed.js";
-import { loadEncoder } from "../encoder/encoder.js";
+import { loadEncoder, type Encoder } from "../encoder/encoder.js";
+import type { FeatureFunction } from "../encoder/features.js";
 import { Preprocessor } from "../encoder/preprocess.js";
 import {
   LINCLS_DEFAULTS,
+  PIXELS_ARCH,
+  describeLinclsInput,
   formatLinclsHeader,
   linclsHeader,
   linclsImageSize,
   linearEvaluation,
+  pixelLinclsFeatures,
   topkCorrect,
   type LinearEvalConfig,
   type LinearEvalState,
 } from "../eval/lincls.js";
 import type { SGDStateDict } from "../optim/index.js";
 import { progressReporter } from "../loop/progress.js";
-import { Tensor, getNumThreads, load, noGrad, scope, type Saveable } from "../torch/index.js";
+import { F, Tensor, getNumThreads, load, noGrad, scope, type Saveable } from "../torch/index.js";
 import { collectTensors } from "../encoder/sources.js";
-import { DATA_FLAGS, openEvalData } from "./eval-data.js";
-import { ENCODER_FLAGS, encoderFromFlags, precisionPolicy, writeJson } from "./encoder-flags.js";
+import { DATA_FLAGS, openEvalData, type EvalDataDefaults } from "./eval-data.js";
+import type { ImageDataset } from "../data/dataset.js";
+import { BASELINE_FLAGS, baselineRecord, subjectFromFlags, type BaselineRecord } from "./baseline.js";
+import { ENCODER_FLAGS, precisionPolicy, writeJson } from "./encoder-flags.js";
 import { listenForInterrupt } from "./interrupt.js";
 import { checkRunFolder, clearRunFolder, resolveResume } from "../util/run-folder.js";
 import {
@@ -37,6 +43,7 @@ import {
 const D = LINCLS_DEFAULTS;
 const LINCLS_FLAGS: readonly Flag[] = [
   ...ENCODER_FLAGS,
+  ...BASELINE_FLAGS,
   ...DATA_FLAGS,
   DEVICE_FLAG,
   PRECISION_FLAG,
@@ -81,7 +88,13 @@ const LINCLS_FLAGS: readonly Flag[] = [
     help: "no train augmentation: compute the training features once (much faster on a CPU)",
     default: D.precomputeFeatures,
   },
-  { flag: "seed", kind: "int", help: "seed of the shuffles and augmentations", default: D.seed, bounds: { min: 0 } },
+  {
+    flag: "seed",
+    kind: "int",
+    help: "seed of the shuffles, augmentations, --subset's sample and --baseline random's initialisation",
+    default: D.seed,
+    bounds: { min: 0 },
+  },
   {
     flag: "resume",
     kind: "string",
@@ -111,11 +124,16 @@ const LINCLS_FLAGS: readonly Flag[] = [
 ];
 
 export const LINCLS_HELP = `Usage: moco lincls --pretrained FILE [DATA] [options]
+       moco lincls --baseline pixels [--pretrained FILE] [DATA] [options]
+       moco lincls --baseline random (--pretrained FILE | --preset NAME) [DATA] [options]
 
 Linear evaluation (the MoCo paper's protocol, main_lincls.py): the pretrained backbone frozen in eval
 mode, a new fc (N(0, 0.01), zero bias) trained by SGD on RandomResizedCrop + flip of the training
 split, top-1/top-5 on Resize + CenterCrop of the test split every epoch. Writes checkpoint.pth.tar and
 model_best.pth.tar (main_lincls.py's layout), metrics.jsonl (one line per epoch) and summary.json.
+Baselines through the same protocol and splits: --baseline pixels (a linear probe on the pixels,
+each standardised with the training split's mean and std; lr 30 is far too large for it, try
+--lr 0.01), --baseline random (the same network at its random initialisation, manualSeed(--seed)).
 
 ${flagHelp(LINCLS_FLAGS)}`;
 
@@ -135,6 +153,10 @@ const CONFIG_FLAGS: readonly [keyof LinearEvalConfig, string][] = [
 interface SavedRun {
   config: LinearEvalConfig;
   pretrained: string;
+  /** The baseline the run evaluated (null: the pretrained encoder). */
+  baseline: BaselineRecord | null;
+  /** A raw-pixel classifier's standardisation (`module.pixels.mean`, `module.pixels.std`). */
+  pixels: { mean: Tensor; std: Tensor } | null;
   state: LinearEvalState;
   /** Frees every tensor the checkpoint held. */
   dispose(): void;
@@ -168,9 +190,16 @@ function readLinclsCheckpoint(path: string): SavedRun {
   const best = root["best_acc1"];
   if (typeof epoch !== "number" || typeof best !== "number") return fail("no epoch / best_acc1");
   const bestEpoch = ours["best_epoch"];
+  const baseline = baselineRecord(ours["baseline"]);
+  const mean = entry("module.pixels.mean");
+  const std = entry("module.pixels.std");
+  if (baseline?.kind === "pixels" && !(mean instanceof Tensor && std instanceof Tensor))
+    return fail("a raw-pixel classifier without module.pixels.mean / module.pixels.std");
   return {
     config: ours["config"] as unknown as LinearEvalConfig,
     pretrained: ours["pretrained"],
+    baseline,
+    pixels: mean instanceof Tensor && std instanceof Tensor ? { mean, std } : null,
     state: {
       epoch,
       bestTop1: best, // percent, as written
@@ -206,27 +235,103 @@ function configFromFlags(flags: FlagReader, saved: LinearEvalConfig | null): Lin
   return config as unknown as LinearEvalConfig;
 }
 
+/** A lincls checkpoint of ours, or null for any other file (main_lincls.py's, a pretraining checkpoint). */
+function linclsCheckpointOrNull(path: string): SavedRun | null {
+  try {
+    return readLinclsCheckpoint(path);
+  } catch {
+    return null; // loadEncoder then says what the file is not
+  }
+}
+
+/** The classifier of a checkpoint as features and an fc: a network's backbone, or the raw-pixel baseline's. */
+interface Classifier {
+  /** For openEvalData's defaults. */
+  defaults: Encoder | EvalDataDefaults;
+  /** uint8 images → features, once the validation split and crop size are known. */
+  features(val: ImageDataset, size: number): FeatureFunction;
+  fc(features: Tensor): Tensor;
+  /** The crop size when neither --image-size nor the checkpoint says. */
+  defaultSize(val: ImageDataset): number;
+  dispose(): void;
+}
+
+function classifierOf(
+  path: string,
+  saved: SavedRun | null,
+  flags: FlagReader,
+  log: (line: string) => void,
+): Classifier {
+  const pixels = saved?.pixels ?? null;
+  if (saved !== null && saved.baseline?.kind === "pixels" && pixels !== null) {
+    const config = saved.config as LinearEvalConfig & { dataset?: unknown; data?: unknown };
+    const trainedOn =
+      typeof config.dataset === "string"
+        ? {
+            dataset: config.dataset,
+            data: typeof config.data === "string" ? config.data : null,
+            imageSize: config.imageSize,
+          }
+        : null;
+    return {
+      defaults: { trainedOn, cifarStem: false },
+      features: (val, size) => {
+        const dim = val.channels * size * size;
+        if (pixels.mean.shape[0] !== dim)
+          throw new UsageError(
+            `${path}: a raw-pixel classifier of ${pixels.mean.shape[0]} features, but ${val.channels}×${size}×${size} ` +
+              `images give ${dim} (--image-size as in training)`,
+          );
+        return pixelLinclsFeatures({ channels: val.channels, size, stats: val.stats, standardization: pixels });
+      },
+      fc: (x) => {
+        const weight = saved.state.fc.weight;
+        return F.linear(x, weight, saved.state.fc.bias);
+      },
+      defaultSize: (val) => val.height,
+      dispose: () => saved.dispose(),
+    };
+  }
+  const classifier = loadEncoder(path);
+  const head = classifier.info.layout.head;
+  if (head.kind !== "linear") {
+    classifier.dispose();
+    saved?.dispose();
+    throw new UsageError(`${path}: no linear classifier to evaluate (train one with moco lincls)`);
+  }
+  return {
+    defaults: classifier,
+    features: (val, size) => {
+      const preprocessor = new Preprocessor(classifier, val.channels, { size, centerCropRatio: 0.875 });
+      // As training validated: the backbone under the policy, the classifier on float32 features.
+      return encoderFeatures(classifier, preprocessor, precisionPolicy(flags, log));
+    },
+    fc: (x) => classifier.model.fc.forward(x),
+    defaultSize: (val) => linclsImageSize(classifier, val, LINCLS_DEFAULTS),
+    dispose: () => {
+      classifier.dispose();
+      saved?.dispose();
+    },
+  };
+}
+
 async function evaluateOnly(flags: FlagReader, argvData: string | undefined): Promise<number> {
+  for (const flag of ["baseline", "preset"])
+    if (flags.given(flag))
+      throw new UsageError(
+        `--${flag} is for training a classifier; --evaluate evaluates the one in --resume (or --pretrained), a baseline's included`,
+      );
   const path = flags.optionalString("resume") ?? flags.string("pretrained");
   const log = (line: string) => console.error(line);
-  const classifier = loadEncoder(path);
+  const saved = flags.given("resume") ? readLinclsCheckpoint(path) : linclsCheckpointOrNull(path);
+  const classifier = classifierOf(path, saved, flags, log);
   try {
-    const head = classifier.info.layout.head;
-    if (head.kind !== "linear")
-      throw new UsageError(`${path}: no linear classifier to evaluate (train one with moco lincls)`);
-    const data = await openEvalData(flags, classifier, argvData, ["test"], log);
+    const data = await openEvalData(flags, classifier.defaults, argvData, ["test"], log);
     try {
       const val = data.splits.get("test");
       if (val?.labels === undefined || val.labels === null) throw new Error("lincls: the test split has no labels");
-      const saved = flags.given("resume") ? readLinclsCheckpoint(path) : null;
-      saved?.dispose();
-      const size =
-        flags.optionalNumber("image-size") ??
-        saved?.config.imageSize ??
-        linclsImageSize(classifier, val, LINCLS_DEFAULTS);
-      const preprocessor = new Preprocessor(classifier, val.channels, { size, centerCropRatio: 0.875 });
-      // As training validated: the backbone under the policy, the classifier on float32 features.
-      const backbone = encoderFeatures(classifier, preprocessor, precisionPolicy(flags, log));
+      const size = flags.optionalNumber("image-size") ?? saved?.config.imageSize ?? classifier.defaultSize(val);
+      const features = classifier.features(val, size);
       let top1 = 0;
       let top5 = 0;
       const batchSize = flags.number("batch-size");
@@ -235,10 +340,7 @@ async function evaluateOnly(flags: FlagReader, argvData: string | undefined): Pr
         const images = await val.batch(indices);
         const hits = scope(() =>
           noGrad(() =>
-            topkCorrect(
-              classifier.model.fc.forward(backbone(images)),
-              (val.labels as Tensor).narrow(0, start, indices.length),
-            ),
+            topkCorrect(classifier.fc(features(images)), (val.labels as Tensor).narrow(0, start, indices.length)),
           ),
         );
         images.dispose();
@@ -280,19 +382,26 @@ export async function runLincls(argv: string[]): Promise<number> {
   const saved = resumePath === null ? null : readLinclsCheckpoint(resumePath);
   try {
     const config = configFromFlags(flags, saved?.config ?? null);
-    const encoder = encoderFromFlags(flags, log, saved?.pretrained ?? null);
+    const subject = subjectFromFlags(flags, log, {
+      seed: config.seed,
+      saved: saved === null ? null : { pretrained: saved.pretrained, baseline: saved.baseline },
+    });
     try {
-      const pretrained = encoder.info.path;
-      const data = await openEvalData(flags, encoder, positionals[0], ["train", "test"], log);
+      // A raw-pixel run without --pretrained is tied to no file.
+      const pretrained = subject.source ?? PIXELS_ARCH;
+      const baseline = subject.baseline;
+      const data = await openEvalData(flags, subject.defaults, positionals[0], ["train", "test"], log);
       try {
         const train = data.splits.get("train");
         const val = data.splits.get("test");
         if (train === undefined || val === undefined) throw new Error("lincls: no train or test split");
+        const encoder = subject.input(train.channels);
         mkdirSync(out, { recursive: true });
         const resolved = { ...config, imageSize: config.imageSize ?? data.imageSize };
         writeJson(join(out, "config.json"), {
           ...resolved,
           pretrained,
+          baseline,
           dataset: data.kind,
           resolvedPrecision: embedPrecision(resolved),
         });
@@ -315,6 +424,8 @@ export async function runLincls(argv: string[]): Promise<number> {
             checkpointInfo: {
               config: { ...resolved, dataset: data.kind, data: data.root } as unknown as Saveable,
               pretrained,
+              // What --resume rebuilds, and --evaluate reads a raw-pixel classifier by.
+              ...(baseline === null ? {} : { baseline: baseline as unknown as Saveable }),
             },
             ...(saved === null ? {} : { resume: saved.state }),
             log,
@@ -324,7 +435,9 @@ export async function runLincls(argv: string[]): Promise<number> {
           });
           const summary = {
             pretrained,
-            encoder: encoder.describe(),
+            baseline: baseline?.kind ?? null,
+            ...(baseline?.kind === "random" ? { seed: baseline.seed } : {}),
+            encoder: describeLinclsInput(encoder, train, resolved),
             dataset: data.kind,
             ...result,
             seconds: (performance.now() - started) / 1000,
@@ -334,10 +447,12 @@ export async function runLincls(argv: string[]): Promise<number> {
             throw new Error(
               `sanity check failed: backbone tensors changed during linear evaluation: ${result.backboneTensorsChanged.join(", ")}`,
             );
+          const what = baseline === null ? "" : ` (${baseline.kind === "pixels" ? "raw pixels" : "random init"})`;
+          const frozen = encoder === "pixels" ? "pixel standardisation tensors" : "backbone tensors";
           console.log(
-            `linear eval after ${result.epochs} epochs: top-1 ${result.top1.toFixed(2)}% top-5 ${result.top5.toFixed(2)}% ` +
+            `linear eval${what} after ${result.epochs} epochs: top-1 ${result.top1.toFixed(2)}% top-5 ${result.top5.toFixed(2)}% ` +
               `(best top-1 ${result.bestTop1.toFixed(2)}% at epoch ${result.bestEpoch}); ` +
-              `sanity check passed: ${result.backboneTensorsChecked} backbone tensors unchanged`,
+              `sanity check passed: ${result.backboneTensorsChecked} ${frozen} unchanged`,
           );
           console.log(`run folder: ${out}`);
           return result.interrupted ? 130 : 0;
@@ -349,7 +464,7 @@ export async function runLincls(argv: string[]): Promise<number> {
         data.dispose();
       }
     } finally {
-      encoder.dispose();
+      subject.dispose();
     }
   } finally {
     saved?.dispose();

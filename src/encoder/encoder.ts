@@ -20,8 +20,12 @@ export interface TrainingData {
 }
 
 export interface EncoderInfo {
+  /** The file it was read from; for a random initialisation, what gave its architecture. */
   path: string;
-  source: EncoderSource;
+  /** The kind of file, or "random": the network at its seeded random initialisation (random.ts). */
+  source: EncoderSource | "random";
+  /** source "random": the seed of the initialisation. */
+  seed?: number;
   part: EncoderPart;
   layout: ResNetLayout;
   /** Completed epochs recorded in the checkpoint, when it says. */
@@ -67,6 +71,8 @@ export class Encoder {
   }
 
   describe(): string {
+    if (this.info.source === "random")
+      return `${describeLayout(this.info.layout)} at random initialisation (seed ${this.info.seed ?? "?"}, the architecture of ${this.info.path})`;
     return `${describeLayout(this.info.layout)} from ${this.info.path} (${this.info.source}${
       this.info.epoch === null ? "" : `, ${this.info.epoch} epochs`
     })`;

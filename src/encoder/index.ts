@@ -22,6 +22,15 @@ export {
 export { inferResNetLayout, describeLayout, LayoutError, type ResNetLayout, type HeadLayout } from "./layout.js";
 export { Preprocessor, encoderInput, trainingStats, type PreprocessOptions } from "./preprocess.js";
 export {
+  CONSTANT_FEATURE,
+  featureStandardization,
+  pixelFeatures,
+  standardize,
+  type FeatureStandardization,
+  type PixelFeatureOptions,
+} from "./pixels.js";
+export { randomEncoder, type RandomEncoderOptions } from "./random.js";
+export {
   EncoderInputError,
   INPUT_METADATA_KEYS,
   checkEncoderInput,

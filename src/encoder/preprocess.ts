@@ -10,7 +10,7 @@ import { FASHION_MNIST_STATS, MNIST_STATS } from "../data/fashion-mnist.js";
 import { CIFAR10_STATS, CIFAR100_STATS } from "../data/cifar.js";
 import { IMAGENET_GRAY_STATS } from "../data/image-folder.js";
 import { scope, type Tensor } from "../torch/index.js";
-import type { Encoder } from "./encoder.js";
+import { Encoder } from "./encoder.js";
 import type { EncoderInput } from "./input.js";
 
 export interface PreprocessOptions {
@@ -73,7 +73,15 @@ export class Preprocessor {
   readonly #dataChannels: number;
   readonly #modelChannels: number;
 
-  constructor(encoder: Encoder, dataChannels: number, options: PreprocessOptions = {}) {
+  /**
+   * `encoder`: the network the images go to, or only its input channels (then `options.stats` is
+   * required: there is no training data to take the normalisation from).
+   */
+  constructor(
+    encoder: Encoder | { readonly inChannels: number },
+    dataChannels: number,
+    options: PreprocessOptions = {},
+  ) {
     if (dataChannels !== 1 && dataChannels !== 3)
       throw new RangeError(`preprocess: images must have 1 or 3 channels, got ${dataChannels}`);
     const size = options.size ?? null;
@@ -87,7 +95,9 @@ export class Preprocessor {
     this.centerCropRatio = ratio;
     this.#dataChannels = dataChannels;
     this.#modelChannels = encoder.inChannels;
-    this.stats = options.stats ?? trainingStats(encoder);
+    const stats = options.stats ?? (encoder instanceof Encoder ? trainingStats(encoder) : null);
+    if (stats === null) throw new RangeError("preprocess: the normalisation (stats) is required without an encoder");
+    this.stats = stats;
     if (this.stats.mean.length !== encoder.inChannels)
       throw new RangeError(
         `preprocess: normalisation for ${this.stats.mean.length} channel(s), the encoder takes ${encoder.inChannels}`,

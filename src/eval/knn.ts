@@ -1,41 +1,61 @@
-// Weighted k-nearest-neighbour classification of L2-normalised features, the monitor of the official
-// MoCo CIFAR demo (itself from Wu et al. 2018, "Unsupervised Feature Learning via Non-Parametric
-// Instance Discrimination"): cosine similarity to a feature bank, the top k neighbours vote for their
-// class with weight exp(sim / t), the class with the largest total wins.
+// k-nearest-neighbour classification of L2-normalised features by cosine similarity to a feature
+// bank. The weighted vote is the monitor of the official MoCo CIFAR demo (itself from Wu et al.
+// 2018, "Unsupervised Feature Learning via Non-Parametric Instance Discrimination"): the top k
+// neighbours vote for their class with weight exp(sim / t), the class with the largest total wins.
+// The majority vote is the textbook kNN: one vote per neighbour, a tie going to the tied class whose
+// nearest member is nearest (so k 3 with three different classes is the 1-NN answer).
 import { onDevice } from "../nn/index.js";
-import { cat, keep, noGrad, scope, zeros, type Tensor } from "../torch/index.js";
+import { arange, cat, keep, noGrad, scope, where, zeros, type Tensor } from "../torch/index.js";
+
+/** How the k neighbours vote: weighted by exp(sim / t) (InstDisc, the MoCo monitor) or one each. */
+export type KnnVote = "weighted" | "majority";
+export const KNN_VOTES: readonly KnnVote[] = ["weighted", "majority"];
 
 export interface KnnOptions {
   /** Neighbours that vote (the demo's `knn_k`, 200). */
   k: number;
-  /** Temperature of the vote weights (the demo's `knn_t`, 0.1). */
+  /** Temperature of the vote weights (the demo's `knn_t`, 0.1); unused by the majority vote. */
   t: number;
   numClasses: number;
+  /** Default "weighted". */
+  vote?: KnnVote;
   /** Test samples per similarity matrix; bounds memory at batch × bank size floats. */
   batchSize?: number;
 }
 
-export const KNN_DEFAULTS = { k: 200, t: 0.1 } as const;
+export const KNN_DEFAULTS = { k: 200, t: 0.1, vote: "weighted" } as const;
 
 /**
- * Class scores [B, numClasses] for `features` [B, D] against `bank` [N, D] with labels [N] (int64).
- * All features must already be L2-normalised.
+ * Class scores [B, numClasses] for `features` [B, D] against `bank` [N, D] with labels [N] (int64):
+ * the larger, the more likely. All features must already be L2-normalised. Weighted vote: the sum of
+ * exp(sim / t) over the class's neighbours among the top k. Majority vote: (k + 1) × the class's
+ * neighbours + (k − the rank of its nearest one), integers that rank by count, then by nearness.
  */
 export function knnScores(features: Tensor, bank: Tensor, bankLabels: Tensor, options: KnnOptions): Tensor {
   const { t, numClasses } = options;
+  const vote = options.vote ?? "weighted";
   const k = Math.min(options.k, bank.shape[0] ?? 0);
   if (!(k >= 1))
     throw new RangeError(`knn: k must be >= 1 and the bank non-empty (k ${options.k}, bank ${bank.shape[0]})`);
-  if (!(t > 0)) throw new RangeError(`knn: temperature t must be > 0, got ${t}`);
+  if (!KNN_VOTES.includes(vote)) throw new RangeError(`knn: vote must be weighted or majority, got ${String(vote)}`);
+  if (vote === "weighted" && !(t > 0)) throw new RangeError(`knn: temperature t must be > 0, got ${t}`);
   return scope(() =>
     noGrad(() => {
       const batch = features.shape[0] ?? 0;
       const similarity = features.mm(bank.t()); // B × N
-      const { values, indices } = similarity.topk(k, 1); // B × k
+      const { values, indices } = similarity.topk(k, 1); // B × k, nearest first
       const neighbourLabels = onDevice(bankLabels, bank.device).expand(batch, -1).gather(1, indices); // B × k
-      const weights = values.div(t).exp();
-      const votes = zeros([batch, numClasses], { device: bank.device }).scatterAdd(1, neighbourLabels, weights);
-      return votes;
+      if (vote === "weighted") {
+        const weights = values.div(t).exp();
+        return zeros([batch, numClasses], { device: bank.device }).scatterAdd(1, neighbourLabels, weights);
+      }
+      const device = bank.device;
+      // B × k × C: neighbour r is of class c.
+      const member = neighbourLabels.unsqueeze(2).eq(arange(numClasses, undefined, 1, { device }).view(1, 1, -1));
+      const counts = member.sum(1, false, "float32"); // B × C
+      // k − rank of the class's nearest neighbour (0 for a class with none): breaks ties in the count.
+      const nearness = where(member, arange(k, 0, -1, { device, dtype: "float32" }).view(1, -1, 1), 0).max(1).values;
+      return counts.mul(k + 1).add(nearness);
     }),
   );
 }

@@ -5,6 +5,10 @@
 // scaled to the dataset's image size; top-1/top-5 every epoch; at the end the check that no
 // backbone tensor changed.
 //
+// The raw-pixel baseline (`encoder: "pixels"`) goes through the same protocol with the images'
+// pixels as the frozen "backbone": the same crops and flips, each feature standardised with the
+// training split's mean and standard deviation (computed on its un-augmented images), the same fc.
+//
 // Validation features are computed once: the backbone is frozen and the validation transform
 // deterministic, so every epoch would compute the same numbers. With `precomputeFeatures` the
 // training features are too (from un-augmented images), which makes a CPU run minutes, not hours.
@@ -21,7 +25,9 @@ import { DataLoader, type Batch } from "../data/loader.js";
 import { Random } from "../data/random.js";
 import { embedPrecision, encoderFeatures } from "../encoder/embed.js";
 import type { Encoder } from "../encoder/encoder.js";
-import { datasetFeatures } from "../encoder/features.js";
+import { datasetFeatures, type FeatureFunction } from "../encoder/features.js";
+import { featureStandardization, standardize, type FeatureStandardization } from "../encoder/pixels.js";
+import type { ChannelStats } from "../data/dataset.js";
 import { Preprocessor } from "../encoder/preprocess.js";
 import { Linear, onDevice } from "../nn/index.js";
 import { normal_, zeros_ } from "../nn/init.js";
@@ -140,8 +146,14 @@ export interface LinearEvalState {
   optimizer: SGDStateDict;
 }
 
+/**
+ * What the new fc reads: a loaded encoder's frozen backbone (a trained one, or `randomEncoder`'s), or
+ * "pixels": the images' pixels, standardised per feature with the training split's statistics.
+ */
+export type LinclsInput = Encoder | "pixels";
+
 export interface LinearEvalOptions {
-  encoder: Encoder;
+  encoder: LinclsInput;
   train: ImageDataset;
   val: ImageDataset;
   config: LinearEvalConfig;
@@ -171,8 +183,21 @@ export interface LinearEvalResult {
 }
 
 /** The encoder's input size for this protocol: configured, else its training crop, else the images'. */
-export function linclsImageSize(encoder: Encoder, dataset: ImageDataset, config: LinearEvalConfig): number {
-  return config.imageSize ?? encoder.info.trainedOn?.imageSize ?? dataset.height;
+export function linclsImageSize(encoder: LinclsInput, dataset: ImageDataset, config: LinearEvalConfig): number {
+  return config.imageSize ?? (encoder === "pixels" ? null : encoder.info.trainedOn?.imageSize) ?? dataset.height;
+}
+
+/** Features into the fc: the encoder's backbone width, or one per pixel and channel. */
+export function linclsFeatureDim(encoder: LinclsInput, dataset: ImageDataset, config: LinearEvalConfig): number {
+  const size = linclsImageSize(encoder, dataset, config);
+  return encoder === "pixels" ? dataset.channels * size * size : encoder.featureDim;
+}
+
+/** The input in words, for headers and summaries. */
+export function describeLinclsInput(encoder: LinclsInput, dataset: ImageDataset, config: LinearEvalConfig): string {
+  if (encoder !== "pixels") return encoder.describe();
+  const size = linclsImageSize(encoder, dataset, config);
+  return `raw pixels (${dataset.channels}×${size}×${size}), standardised per feature with the training split's mean and std`;
 }
 
 /** The header of a linear evaluation, printed at its start and kept as run.json (issue #16, 3). */
@@ -196,7 +221,7 @@ export interface LinclsHeader {
 }
 
 export function linclsHeader(
-  encoder: Encoder,
+  encoder: LinclsInput,
   train: ImageDataset,
   val: ImageDataset,
   config: LinearEvalConfig,
@@ -219,8 +244,8 @@ export function linclsHeader(
       channels: train.channels,
       imageSize: linclsImageSize(encoder, train, config),
     },
-    network: encoder.describe(),
-    featureDim: encoder.featureDim,
+    network: describeLinclsInput(encoder, train, config),
+    featureDim: linclsFeatureDim(encoder, train, config),
     schedule: {
       batchSize: config.batchSize,
       epochs: config.epochs,
@@ -248,32 +273,134 @@ export function formatLinclsHeader(h: LinclsHeader): string[] {
   ];
 }
 
-/** Backbone features (not normalised: the classifier sees what the protocol feeds it), on the model's device. */
-function collectFeatures(
-  encoder: Encoder,
-  dataset: ImageDataset,
-  preprocessor: Preprocessor,
-  batchSize: number,
-  config: LinearEvalConfig,
-): Promise<Tensor> {
-  const policy = { precision: config.precision ?? "fp32", channelsLast: config.channelsLast ?? "off" } as const;
-  return datasetFeatures(dataset, batchSize, encoderFeatures(encoder, preprocessor, policy), { normalize: false });
+/**
+ * The frozen part of the protocol, whatever it is: features of validation-preprocessed images, features
+ * of augmented crops, and the tensors that must not move (checked at the end, saved in checkpoints).
+ */
+interface FrozenBackbone {
+  featureDim: number;
+  /** Features [B, D] (float32, not normalised, on the run's device) of stored uint8 images: Resize + CenterCrop. */
+  evalFeatures: FeatureFunction;
+  /** Features [B, D] of augmented float images in [0, 1] with the data's channels, at the protocol's size. */
+  trainFeatures: FeatureFunction;
+  /** The frozen tensors by state-dict name (`module.` is prefixed in checkpoints). */
+  stateDict(): Map<string, Tensor>;
+  /** The checkpoint's `arch`. */
+  arch: string;
+  dispose(): void;
 }
 
-/** Copies of every backbone tensor (parameters and BN statistics), to prove afterwards that none moved. */
-function backboneSnapshot(encoder: Encoder): Map<string, Tensor> {
+/** A loaded encoder's backbone in eval mode, on the device, under the precision policy. */
+function encoderBackbone(
+  encoder: Encoder,
+  trainPreprocessor: Preprocessor,
+  valPreprocessor: Preprocessor,
+  config: LinearEvalConfig,
+  log: (line: string) => void,
+): FrozenBackbone {
+  const device = config.device ?? "cpu";
+  encoder.model.toDevice(device);
+  const policy = { precision: config.precision ?? "fp32", channelsLast: config.channelsLast ?? "off" } as const;
+  const precision: ResolvedPrecision = embedPrecision(policy);
+  log(precision.reason);
+  if (precision.channelsLast) encoder.model.to({ memoryFormat: "channelsLast" });
+  encoder.model.eval();
+  encoder.model.requiresGrad_(false);
+  return {
+    featureDim: encoder.featureDim,
+    evalFeatures: encoderFeatures(encoder, valPreprocessor, policy),
+    trainFeatures: (crops) => {
+      const x = inLayout(precision, onDevice(trainPreprocessor.adapt(crops), device));
+      // The frozen backbone under the policy; the classifier sees float32 features.
+      return asFloat32(withPrecision(precision, device, () => encoder.model.forwardFeatures(x)));
+    },
+    stateDict: () => {
+      const state = new Map<string, Tensor>();
+      for (const [key, tensor] of encoder.model.stateDict()) if (!key.startsWith("fc.")) state.set(key, tensor);
+      return state;
+    },
+    arch: encoder.info.layout.arch,
+    dispose: () => undefined,
+  };
+}
+
+/** The checkpoint `arch` of the raw-pixel baseline's linear classifier. */
+export const PIXELS_ARCH = "pixels";
+
+/**
+ * The raw-pixel baseline's validation features (also its precomputed training features): uint8
+ * images [B, C, H, W] → Resize + CenterCrop (ratio 0.875) to `size`, normalised per channel with
+ * `stats`, flattened and standardised → [B, C × size × size] on `device`.
+ */
+export function pixelLinclsFeatures(options: {
+  channels: number;
+  size: number;
+  stats: ChannelStats;
+  standardization: FeatureStandardization;
+  device?: string;
+}): FeatureFunction {
+  const preprocessor = new Preprocessor({ inChannels: options.channels }, options.channels, {
+    size: options.size,
+    centerCropRatio: 0.875,
+    stats: options.stats,
+  });
+  const device = options.device ?? "cpu";
+  return (images) => standardize(onDevice(preprocessor.apply(images), device), options.standardization);
+}
+
+/**
+ * Raw pixels as the backbone: the validation-preprocessed (or augmented and normalised) images,
+ * flattened and standardised with the training split's per-feature mean and std, computed here from
+ * its un-augmented images (validation preprocessing, as precomputed training features).
+ */
+async function pixelBackbone(
+  train: ImageDataset,
+  trainPreprocessor: Preprocessor,
+  valPreprocessor: Preprocessor,
+  config: LinearEvalConfig,
+  log: (line: string) => void,
+): Promise<FrozenBackbone> {
+  const device = config.device ?? "cpu";
+  const pixels: FeatureFunction = (images) => onDevice(valPreprocessor.apply(images), device);
+  // A resumed run recomputes them: the same images give the same numbers.
+  log(`computing the per-feature mean and std of the ${train.length} training images' pixels`);
+  const standardization = await featureStandardization(train, config.batchSize, pixels);
+  const size = valPreprocessor.size ?? train.height;
+  return {
+    featureDim: standardization.mean.shape[0] ?? 0,
+    evalFeatures: pixelLinclsFeatures({
+      channels: train.channels,
+      size,
+      stats: valPreprocessor.stats,
+      standardization,
+      device,
+    }),
+    trainFeatures: (crops) => standardize(onDevice(trainPreprocessor.adapt(crops), device), standardization),
+    stateDict: () =>
+      new Map([
+        ["pixels.mean", standardization.mean],
+        ["pixels.std", standardization.std],
+      ]),
+    arch: PIXELS_ARCH,
+    dispose: () => {
+      standardization.mean.dispose();
+      standardization.std.dispose();
+    },
+  };
+}
+
+/** Copies of every frozen tensor (parameters and BN statistics), to prove afterwards that none moved. */
+function backboneSnapshot(backbone: FrozenBackbone): Map<string, Tensor> {
   return scope(() => {
     const snapshot = new Map<string, Tensor>();
-    for (const [key, tensor] of encoder.model.stateDict()) {
-      if (!key.startsWith("fc.")) snapshot.set(key, keep(tensor.clone()));
-    }
+    for (const [key, tensor] of backbone.stateDict()) snapshot.set(key, keep(tensor.clone()));
     return snapshot;
   });
 }
 
-function changedTensors(encoder: Encoder, snapshot: Map<string, Tensor>): string[] {
+function changedTensors(backbone: FrozenBackbone, snapshot: Map<string, Tensor>): string[] {
   return scope(() => {
-    const now = encoder.model.stateDict();
+    const now = backbone.stateDict();
     return [...snapshot]
       .filter(([key, before]) => {
         const after = now.get(key);
@@ -323,20 +450,22 @@ export async function linearEvaluation(options: LinearEvalOptions): Promise<Line
   }
   const numClasses = Math.max(train.numClasses, val.numClasses);
   const size = linclsImageSize(encoder, train, config);
-  const trainPreprocessor = new Preprocessor(encoder, train.channels, { size });
-  const valPreprocessor = new Preprocessor(encoder, val.channels, { size, centerCropRatio: 0.875 });
+  // Pixels: the images' own channels, normalised with the training split's per-channel statistics
+  // (an affine map the per-feature standardisation absorbs; it keeps one preprocessing for both).
+  const target = encoder === "pixels" ? { inChannels: train.channels } : encoder;
+  const stats = encoder === "pixels" ? { stats: train.stats } : {};
+  const trainPreprocessor = new Preprocessor(target, train.channels, { size, ...stats });
+  const valPreprocessor = new Preprocessor(target, val.channels, { size, centerCropRatio: 0.875, ...stats });
   if (trainPreprocessor.note !== null) log(trainPreprocessor.note);
   if (options.outDir !== null) mkdirSync(options.outDir, { recursive: true });
 
   const device = config.device ?? "cpu";
-  encoder.model.toDevice(device);
-  const precision: ResolvedPrecision = embedPrecision(config);
-  log(precision.reason);
-  if (precision.channelsLast) encoder.model.to({ memoryFormat: "channelsLast" });
-  encoder.model.eval();
-  encoder.model.requiresGrad_(false);
+  const backbone =
+    encoder === "pixels"
+      ? await pixelBackbone(train, trainPreprocessor, valPreprocessor, config, log)
+      : encoderBackbone(encoder, trainPreprocessor, valPreprocessor, config, log);
   // Initialised on the CPU (the same numbers on every device), then moved.
-  const fc = new Linear(encoder.featureDim, numClasses);
+  const fc = new Linear(backbone.featureDim, numClasses);
   if (options.resume === undefined) {
     noGrad(() => {
       normal_(fc.getParameter("weight"), 0, 0.01);
@@ -347,7 +476,7 @@ export async function linearEvaluation(options: LinearEvalOptions): Promise<Line
   const optimizer = new SGD(fc.parameters(), { lr: config.lr, momentum: config.momentum, weightDecay: config.wd });
   // The data order and the augmentation are drawn from (seed, epoch): counters and weights are the state.
   const state = new TrainingState(fc, optimizer, {}, false);
-  const snapshot = backboneSnapshot(encoder);
+  const snapshot = backboneSnapshot(backbone);
   const loader = new DataLoader(train, { batchSize: config.batchSize, seed: config.seed, dropLast: false });
   const augment = new Augment(linclsTrainAugment(size));
   const valLabels = onDevice(val.labels as Tensor, device);
@@ -373,10 +502,10 @@ export async function linearEvaluation(options: LinearEvalOptions): Promise<Line
       });
     }
     log(`computing the features of ${val.length} validation images`);
-    valFeatures = await collectFeatures(encoder, val, valPreprocessor, config.batchSize, config);
+    valFeatures = await datasetFeatures(val, config.batchSize, backbone.evalFeatures, { normalize: false });
     if (config.precomputeFeatures) {
       log(`computing the features of ${train.length} training images (no train augmentation)`);
-      trainFeatures = await collectFeatures(encoder, train, valPreprocessor, config.batchSize, config);
+      trainFeatures = await datasetFeatures(train, config.batchSize, backbone.evalFeatures, { normalize: false });
     }
     const evaluate = () => evaluateFc(fc, valFeatures as Tensor, valLabels, config.batchSize);
     if (state.epoch > 0) last = evaluate();
@@ -386,14 +515,7 @@ export async function linearEvaluation(options: LinearEvalOptions): Promise<Line
       const labels = onDevice(batch.labels as Tensor, device);
       const features =
         trainFeatures === null
-          ? noGrad(() => {
-              const x = inLayout(
-                precision,
-                onDevice(trainPreprocessor.adapt(augment.apply(batch.images, rng)), device),
-              );
-              // The frozen backbone under the policy; the classifier sees float32 features.
-              return asFloat32(withPrecision(precision, device, () => encoder.model.forwardFeatures(x)));
-            })
+          ? noGrad(() => backbone.trainFeatures(augment.apply(batch.images, rng)))
           : trainFeatures.indexSelect(0, onDevice(batch.indices, device));
       const logits = fc.forward(features);
       const loss = F.crossEntropy(logits, labels);
@@ -501,6 +623,7 @@ export async function linearEvaluation(options: LinearEvalOptions): Promise<Line
                 ({ epoch }) =>
                   writeLinclsCheckpoint(
                     options,
+                    backbone,
                     outDir,
                     fc,
                     optimizer,
@@ -512,7 +635,7 @@ export async function linearEvaluation(options: LinearEvalOptions): Promise<Line
             ]),
       ],
     });
-    const changed = changedTensors(encoder, snapshot);
+    const changed = changedTensors(backbone, snapshot);
     return {
       epochs: outcome.position.epoch,
       top1: (last.top1 / val.length) * 100,
@@ -530,6 +653,7 @@ export async function linearEvaluation(options: LinearEvalOptions): Promise<Line
     for (const tensor of snapshot.values()) tensor.dispose();
     optimizer.dispose();
     fc.dispose();
+    backbone.dispose();
   }
 }
 
@@ -554,6 +678,7 @@ export const LINCLS_BEST = "model_best.pth.tar";
 /** main_lincls.py's checkpoint: the whole classifier's state dict (`module.`-prefixed), best_acc1, optimizer. */
 function writeLinclsCheckpoint(
   options: LinearEvalOptions,
+  backbone: FrozenBackbone,
   outDir: string,
   fc: Linear,
   optimizer: SGD,
@@ -564,15 +689,13 @@ function writeLinclsCheckpoint(
   mkdirSync(outDir, { recursive: true }); // a library caller's folder need not exist yet
   scope(() => {
     const stateDict = new Map<string, Tensor>();
-    for (const [key, tensor] of options.encoder.model.stateDict()) {
-      if (!key.startsWith("fc.")) stateDict.set(`module.${key}`, tensor);
-    }
+    for (const [key, tensor] of backbone.stateDict()) stateDict.set(`module.${key}`, tensor);
     stateDict.set("module.fc.weight", fc.getParameter("weight"));
     stateDict.set("module.fc.bias", fc.getParameter("bias"));
     save(
       {
         epoch: progress.epoch,
-        arch: options.encoder.info.layout.arch,
+        arch: backbone.arch,
         state_dict: stateDict,
         best_acc1: progress.bestTop1, // percent, as main_lincls.py's
         optimizer: optimizer.stateDict() as unknown as Saveable,

@@ -1,4 +1,4 @@
-export { MoCo, type EncoderFactory, type MoCoOptions, type MoCoOutput } from "./moco.js";
+export { MoCo, addMlpHead, type EncoderFactory, type MoCoOptions, type MoCoOutput } from "./moco.js";
 export {
   contrastiveLogits,
   dequeueAndEnqueue,

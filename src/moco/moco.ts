@@ -32,7 +32,7 @@ export interface MoCoOptions {
 }
 
 /** v2: fc → Sequential(Linear(d, d), ReLU, fc), as main_moco.py, so head keys are fc.0.* and fc.2.*. */
-function addMlpHead(encoder: ResNet): void {
+export function addMlpHead(encoder: ResNet): void {
   const fc = encoder.fc;
   if (!(fc instanceof Linear)) throw new TypeError("MoCo: the encoder's fc must be a Linear to add the MLP head");
   const d = fc.inFeatures;

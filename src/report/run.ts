@@ -137,8 +137,15 @@ function classResultsOf(value: unknown, file: string, source: string): ClassResu
 }
 
 function knnSource(value: unknown): string {
-  const k = isRecord(value) ? num(value["k"]) : null;
-  return k === null ? "kNN" : `kNN (k ${k})`;
+  if (!isRecord(value)) return "kNN";
+  const k = num(value["k"]);
+  const baseline = value["baseline"];
+  const parts = [
+    k === null ? null : `k ${k}`,
+    value["vote"] === "majority" ? "majority vote" : null,
+    baseline === "pixels" ? "raw pixels" : baseline === "random" ? "random init" : null,
+  ].filter((part) => part !== null);
+  return parts.length === 0 ? "kNN" : `kNN (${parts.join(", ")})`;
 }
 
 /** What kind of folder `dir` is, by the files it holds. */

@@ -10,6 +10,7 @@ import { DataLoader, type Batch } from "../data/loader.js";
 import { Random, type RandomState } from "../data/random.js";
 import type { SubsetRecord } from "../data/subset.js";
 import type { FeatureFunction } from "../encoder/features.js";
+import { pixelFeatures } from "../encoder/pixels.js";
 import type { EncoderInput } from "../encoder/input.js";
 import { knnAccuracy } from "../eval/monitor.js";
 import {
@@ -21,7 +22,8 @@ import {
   type MoCoSettings,
   type PhaseTimer,
 } from "../moco/index.js";
-import { onDevice, resnet, splitBatchNorm, type ResNet, type ResNetArch } from "../nn/index.js";
+import { RESNET_ARCHS, onDevice, resnet, splitBatchNorm, type ResNet, type ResNetArch } from "../nn/index.js";
+import type { ResNetLayout } from "../encoder/layout.js";
 import { GradScaler, SGD, cosineSchedule, stepSchedule, withWarmup, type LrSchedule } from "../optim/index.js";
 import {
   F,
@@ -174,6 +176,31 @@ export function buildModel(config: PretrainConfig, inChannels: number, parallel?
   return new MoCo(encoder, mocoSettings(config), options).toDevice(config.device ?? "cpu");
 }
 
+/**
+ * The layout of the query encoder `buildModel` makes for `config` on `inChannels`-channel images
+ * (torchvision's names): what `moco knn/lincls --baseline random --preset NAME` initialises.
+ */
+export function queryEncoderLayout(
+  config: Pick<PretrainConfig, "arch" | "width" | "cifarStem" | "mlp" | "mocoDim">,
+  inChannels: number,
+): ResNetLayout {
+  const arch = config.arch as ResNetArch;
+  const { block, layers } = RESNET_ARCHS[arch];
+  const featureDim = config.width * 8 * (block === "bottleneck" ? 4 : 1);
+  return {
+    arch,
+    block,
+    layers,
+    width: config.width,
+    inChannels,
+    cifarStem: config.cifarStem,
+    featureDim,
+    head: config.mlp
+      ? { kind: "mlp", inFeatures: featureDim, hidden: featureDim, outFeatures: config.mocoDim }
+      : { kind: "linear", inFeatures: featureDim, outFeatures: config.mocoDim },
+  };
+}
+
 function lrSchedule(config: PretrainConfig): LrSchedule {
   const base = config.cos
     ? cosineSchedule({ lr: config.lr, epochs: config.epochs })
@@ -235,7 +262,7 @@ async function measurePixelKnn(data: PretrainData, config: PretrainConfig): Prom
   const stats = data.train.stats;
   const result = await knnAccuracy(
     { bank: data.knnBank, test: data.knnTest, k: config.knnK, t: config.knnT },
-    (images) => evalTransform(images, { size: data.imageSize, stats }),
+    pixelFeatures({ size: data.imageSize, stats }),
   );
   result.predictions.dispose();
   return { top1: result.top1 * 100, top5: result.top5 * 100 };
