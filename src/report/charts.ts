@@ -71,19 +71,19 @@ export function stepChart(runs: readonly RunRecord[], field: StepField, title: s
 }
 
 /** The kNN monitor's top-1 over epochs, with each run's random-init and raw-pixel baselines as rules. */
-export function knnChart(runs: readonly RunRecord[]): ChartSpec {
-  const trained: { run: string; epoch: number; top1: number }[] = [];
+export function knnChart(runs: readonly RunRecord[], against: "epoch" | "minutes" = "epoch"): ChartSpec {
+  const trained: { run: string; epoch: number; minutes: number | null; top1: number }[] = [];
   const baselines: { run: string; baseline: string; top1: number }[] = [];
   for (const run of runs) {
     const encoderPoints = run.knn.filter((p: KnnPoint) => p.features !== "pixels");
-    for (const p of encoderPoints) trained.push({ run: run.name, epoch: p.epoch, top1: p.top1 });
+    for (const p of encoderPoints) trained.push({ run: run.name, epoch: p.epoch, minutes: p.minutes, top1: p.top1 });
     const pixels = run.knn.find((p) => p.features === "pixels");
     if (pixels !== undefined) baselines.push({ run: run.name, baseline: "raw pixels", top1: pixels.top1 });
     const initial = encoderPoints.find((p) => p.step === 0);
     if (initial !== undefined) baselines.push({ run: run.name, baseline: "random init", top1: initial.top1 });
   }
   return {
-    title: "kNN top-1 (%) of the encoder, with its baselines",
+    title: `kNN top-1 (%) of the encoder against ${against === "epoch" ? "epochs" : "wall time"}, with its baselines`,
     width: WIDTH,
     height: HEIGHT,
     layer: [
@@ -91,7 +91,10 @@ export function knnChart(runs: readonly RunRecord[]): ChartSpec {
         data: { values: trained },
         mark: { type: "line", point: true },
         encoding: {
-          x: { field: "epoch", type: "quantitative", title: "epoch" },
+          x:
+            against === "epoch"
+              ? { field: "epoch", type: "quantitative", title: "epoch" }
+              : { field: "minutes", type: "quantitative", title: "wall time (minutes)" },
           y: { field: "top1", type: "quantitative", title: "kNN top-1 (%)", scale: { zero: false } },
           color: { field: "run", type: "nominal", title: "run" },
         },

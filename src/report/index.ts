@@ -79,7 +79,7 @@ export async function writeRunReport(runDirs: readonly string[], options: RunRep
   if (runs.some((r) => r.knn.length > 0)) {
     sections.push({
       title: "kNN monitor",
-      body: `<div class="charts">${await svg(knnChart(runs))}</div><p class="note">Weighted kNN top-1 on held-out images with a bank of training images; dotted: the same network at random initialisation, dashed: raw pixels.</p>`,
+      body: `<div class="charts">${await svg(knnChart(runs))}${await svg(knnChart(runs, "minutes"))}</div><p class="note">Weighted kNN top-1 on held-out images with a bank of training images; dotted: the same network at random initialisation, dashed: raw pixels.</p>`,
     });
   }
   if (runs.some((r) => r.lincls.some((l) => l.epochs.length > 0))) {

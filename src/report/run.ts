@@ -29,6 +29,8 @@ export interface KnnPoint {
   top1: number;
   /** "pixels" (raw pixels), "backbone"/"head" (the encoder's features). */
   features: string;
+  /** Wall time since the run's first record, in minutes (null where the record has no time). */
+  minutes: number | null;
 }
 
 export interface ClassResults {
@@ -214,7 +216,14 @@ export function readRun(dir: string): RunRecord {
   if (!isRecord(config)) throw new ReportInputError(`${configPath}: expected a JSON object`);
   const steps: StepPoint[] = [];
   const knn: KnnPoint[] = [];
-  for (const r of readJsonLines(metricsPath)) {
+  const records = readJsonLines(metricsPath);
+  const timeOf = (r: Record<string, unknown>): number | null => {
+    const t = typeof r["time"] === "string" ? Date.parse(r["time"]) : NaN;
+    return Number.isFinite(t) ? t : null;
+  };
+  const times = records.map(timeOf).filter((t): t is number => t !== null);
+  const start = times.length === 0 ? null : Math.min(...times);
+  for (const r of records) {
     if (r["type"] === "step") {
       const p = stepPoint(r);
       if (p !== null) steps.push(p);
@@ -226,6 +235,7 @@ export function readRun(dir: string): RunRecord {
           step: num(r["step"]) ?? 0,
           top1,
           features: typeof r["features"] === "string" ? r["features"] : "backbone",
+          minutes: start === null || timeOf(r) === null ? null : ((timeOf(r) as number) - start) / 60000,
         });
     }
   }
