@@ -87,10 +87,15 @@ test("moco report: one self-contained page of two runs that Chromium renders wit
     const { page } = opened;
     const count = (selector: string) => page.locator(selector).count();
     // Training: loss, pretext top-1, lr and images/s, one line per run in each.
-    assert.equal(await count("svg .mark-line.role-mark path"), 4 * 2 + 2, "4 step charts × 2 runs + the kNN lines");
-    // kNN: points per run (step 0 and each of 2 epochs) and two baseline rules per run.
-    assert.equal(await count("svg .mark-rule.role-mark line"), 4);
-    assert.equal(await count("svg .mark-symbol.role-mark path:not([aria-label^='#'])"), 6);
+    assert.equal(
+      await count("svg .mark-line.role-mark path"),
+      4 * 2 + 2 * 2,
+      "4 step charts × 2 runs + the kNN lines against epochs and against wall time",
+    );
+    // kNN, in each of its two charts: points per run (step 0 and each of 2 epochs) and two baseline
+    // rules per run; the wall-time chart places them by the records' times, so it has them all too.
+    assert.equal(await count("svg .mark-rule.role-mark line"), 2 * 4);
+    assert.equal(await count("svg .mark-symbol.role-mark path:not([aria-label^='#'])"), 2 * 6);
     // Per class: 3 bars, and the 3×3 confusion matrix of run A's kNN.
     assert.equal(await count("svg .mark-rect.role-mark path"), 3 + 9);
     assert.equal(await count("svg .mark-text.role-mark text"), 9);
@@ -141,7 +146,7 @@ test("writeRunReport without embeddings, a lincls folder inside the run, clear e
   const out = join(root, "light.html");
   const report = await writeRunReport([runB], { out, embedding: false, title: "light" });
   assert.equal(report.runs.length, 1);
-  assert.equal(report.charts, 5, "four step charts and the kNN chart");
+  assert.equal(report.charts, 6, "four step charts and the kNN charts against epochs and wall time");
   assert.ok(existsSync(out));
   assert.doesNotMatch(readFileSync(out, "utf8"), /data:image\/png/, "no map, no thumbnails");
 
@@ -180,7 +185,7 @@ test("writeRunReport without embeddings, a lincls folder inside the run, clear e
     }),
   );
   const withLincls = await writeRunReport([runB], { out, embedding: false });
-  assert.equal(withLincls.charts, 5 + 3, "+ the lincls curve, per class and its confusion matrix");
+  assert.equal(withLincls.charts, 6 + 3, "+ the lincls curve, per class and its confusion matrix");
   assert.equal(withLincls.runs[0]?.lincls[0]?.epochs.length, 2);
   const html = readFileSync(out, "utf8");
   assert.match(html, /Linear evaluation: validation top-1/);
