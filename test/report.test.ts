@@ -208,7 +208,7 @@ test("writeRunReport without embeddings, a lincls folder inside the run, clear e
   writeFileSync(join(moved, "config.json"), JSON.stringify({ ...config, data: join(root, "gone") }));
   const logged: string[] = [];
   const degraded = await writeRunReport([moved], { out, sample: 10, log: (line) => logged.push(line) });
-  assert.equal(degraded.charts, 5);
+  assert.equal(degraded.charts, 6);
   assert.match(readFileSync(out, "utf8"), /class="note unavailable">run-moved: no embedding map: .*gone/);
   assert.ok(logged.some((line) => line.includes("no embedding map")));
 
