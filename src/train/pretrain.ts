@@ -332,7 +332,7 @@ function mocoStep(
   const device = model.device;
   const averageGradients = parallel?.gradientAverager(model.parameters());
   return (batch) => {
-    const { query, key } = views.apply(batch.images);
+    const { query, key } = batch.views === undefined ? views.apply(batch.images) : views.applyDecoded(batch.views);
     const imQ = inLayout(precision, onDevice(query, device));
     const imK = inLayout(precision, onDevice(key, device));
     // torch's AMP recipe: the forward pass and the loss inside autocast, the backward pass outside.
@@ -439,16 +439,18 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
         `(--batch-size ${config.batchSize}): lower --batch-size or use more images`,
     );
   }
-  const loader = new DataLoader(data.train, {
-    batchSize: layout.batchSize,
-    seed: config.seed,
-    ...(parallel === undefined ? {} : { sampler: parallel.sampler(data.train.length, config.seed) }),
-  });
   // Each rank augments its images with its own stream; rank 0's is the one-process stream.
   const views = new TwoViewAugment(
     data.augment,
     rank === 0 ? { seed: config.seed } : { rng: new Random(config.seed, rank) },
   );
+  // Image folders cut both views while decoding, each crop drawn on the image's own size.
+  const loader = new DataLoader(data.train, {
+    batchSize: layout.batchSize,
+    seed: config.seed,
+    views,
+    ...(parallel === undefined ? {} : { sampler: parallel.sampler(data.train.length, config.seed) }),
+  });
   const state = new TrainingState<RandomState>(model, optimizer, { augment: views });
   const stepsPerEpoch = loader.batchesPerEpoch;
   const totalSteps =
