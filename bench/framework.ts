@@ -35,6 +35,8 @@ export interface MetricSpec {
   combine?: "best" | "worst";
   /** Compare ours with this bound instead of with Python; the target then applies to ours/bound. */
   bound?: BoundSpec;
+  /** Ours alone in an entry that has a Python side (e.g. our pipeline before a change): no Python figure. */
+  oursOnly?: boolean;
 }
 
 /** The process's peak resident memory (VmHWM), reported with every throughput entry: each side runs in its own process. */
@@ -81,6 +83,8 @@ export interface BenchEntry {
   unavailable?(): Promise<string | null>;
   /** Text printed after the entry's rounds (e.g. a breakdown kept in the details), from our side's rounds. */
   summary?(ours: Measurement[]): string;
+  /** Run once, in the runner's process, before the rounds: what both sides need (e.g. generated files). */
+  prepare?(ctx: RunContext): Promise<void>;
   /** Our side, run in a fresh child process with the thread count already set. */
   runOurs(ctx: RunContext): Promise<Measurement> | Measurement;
 }

@@ -19,6 +19,7 @@ import { dataPipeline } from "./data-pipeline.js";
 import { distScaling } from "./dist-scaling.js";
 import { embedThroughput } from "./embed-throughput.js";
 import { gpuCifarEpoch, gpuMocoCifar, gpuMocoV2R50 } from "./gpu-moco.js";
+import { folderPipeline } from "./folder-pipeline.js";
 import {
   PRECISIONS,
   type BenchEntry,
@@ -44,6 +45,7 @@ export const ENTRIES: readonly BenchEntry[] = [
   mocoCifarStep,
   mocoFmnistStep,
   dataPipeline,
+  folderPipeline,
   embedThroughput,
   distScaling,
   serveLoad,
@@ -260,7 +262,7 @@ function rowsFor(entry: BenchEntry, ours: Measurement[], python: Measurement[]):
     .filter((spec) => spec.bound === undefined)
     .map((spec) => {
       const o = best(spec, ours);
-      const p = entry.python === undefined ? null : best(spec, python);
+      const p = entry.python === undefined || spec.oursOnly === true ? null : best(spec, python);
       const ratio = p === null ? null : o / p;
       const target = spec.informational || ratio === null ? null : (spec.target ?? null);
       const meetsTarget =
@@ -398,6 +400,10 @@ async function main(): Promise<void> {
     }
     const t0 = Date.now();
     try {
+      if (entry.prepare !== undefined) {
+        process.stdout.write(`\n${entry.name}: preparing...`);
+        await entry.prepare(ctx);
+      }
       for (const b of boundEntries) {
         const why = b.unavailable === undefined ? null : await b.unavailable();
         if (why !== null) throw new Error(`its bound ${b.name} cannot run: ${why}`);

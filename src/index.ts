@@ -33,6 +33,7 @@ export {
   type Batch,
   type AugmentConfig,
   type TwoViews,
+  type DecodedViews,
   type ChannelStats,
 } from "./data/index.js";
 export * from "./moco/index.js";

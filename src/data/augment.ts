@@ -28,8 +28,10 @@ export {
   type AugmentParams,
   type BlurParams,
   type CropParams,
+  type DecodeParams,
   type FlipParams,
   type GrayscaleParams,
+  type ImageSize,
   type JitterParams,
   type StepParams,
 } from "./augment/sampling.js";
@@ -41,5 +43,5 @@ export {
   type PresetOptions,
   type V2PresetOptions,
 } from "./augment/presets.js";
-export { TwoViewAugment, type TwoViews } from "./augment/two-view.js";
+export { TwoViewAugment, type DecodeViewParams, type DecodedViews, type TwoViews } from "./augment/two-view.js";
 export { evalTransform, type EvalTransformOptions } from "./augment/eval-transform.js";

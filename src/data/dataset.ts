@@ -69,6 +69,34 @@ export interface ImageDataset {
   dispose(): void;
 }
 
+/** One view of a batch cut while decoding: per image, its crop box and whether it is mirrored. */
+export interface CropView {
+  /** Boxes in pixels of the image as decoded: (top, left, height, width), torchvision's (i, j, h, w). */
+  readonly boxes: readonly { top: number; left: number; height: number; width: number }[];
+  /** 1 where the crop is mirrored left-right. */
+  readonly flips: ArrayLike<number>;
+}
+
+/**
+ * What a dataset decoded on the fly offers when it can cut and resize crops while decoding (image
+ * folders): the loader's `views` option then decodes each training view straight to its final size.
+ */
+export interface CropDecoding {
+  /** Each image's size as decoded, [height, width] (before any working size). */
+  imageSizes(indices: Indices): Promise<[number, number][]>;
+  /**
+   * Per view, a new uint8 tensor [B, C, h, w]: each image's box cut from it as decoded, resized to
+   * [h, w] = `size`, and mirrored where flagged.
+   */
+  decodeCrops(indices: Indices, views: readonly CropView[], size: readonly [number, number]): Promise<Tensor[]>;
+}
+
+/** Whether a dataset cuts crops while decoding (CropDecoding). */
+export function decodesCrops(dataset: ImageDataset): dataset is ImageDataset & CropDecoding {
+  const d = dataset as Partial<CropDecoding>;
+  return typeof d.imageSizes === "function" && typeof d.decodeCrops === "function";
+}
+
 export function checkSubsetSize(n: number, length: number, what: string): number {
   if (!Number.isSafeInteger(n) || n < 1 || n > length) {
     throw new RangeError(`${what}.subset: n must be an integer in [1, ${length}], got ${String(n)}`);

@@ -1,8 +1,15 @@
 // Batches over a dataset: a seeded shuffle per epoch, drop-last, and prefetching (up to `prefetch`
 // batches being read while the caller computes; for image folders the decoding runs on libuv's
 // thread pool, so it overlaps with the synchronous training step).
+//
+// Training views cut while decoding (`views`, on datasets that can: image folders): for each batch
+// the loader reads the images' sizes, draws both views' parameters from the views' stream, and
+// decodes every view's crops straight to the output size. The draws are made in batch order (each
+// batch's after the previous one's), whatever order the reads complete in, so a run draws the same
+// parameters however the decoding is timed.
 import { fromTypedArray, scope, type Tensor } from "../torch/index.js";
-import type { ImageDataset } from "./dataset.js";
+import type { DecodedViews, TwoViewAugment } from "./augment/two-view.js";
+import { decodesCrops, type ImageDataset } from "./dataset.js";
 import { Random } from "./random.js";
 
 export interface LoaderOptions {
@@ -17,6 +24,13 @@ export interface LoaderOptions {
   prefetch?: number;
   /** Which images an epoch visits, in order (default: all of them, shuffled as `shuffle` says). */
   sampler?: Sampler;
+  /**
+   * MoCo's two views, cut while decoding where the dataset can (image folders): batches then carry
+   * `views`, decoded at the views' output size with crop boxes drawn on each image's own size, and
+   * the step applies the rest with `views.applyDecoded`. Other datasets ignore it (the step applies
+   * `views.apply` to `images`).
+   */
+  views?: TwoViewAugment;
 }
 
 /** The dataset indices an epoch visits, in order; the loader cuts them into batches. */
@@ -28,8 +42,10 @@ export interface Sampler {
 
 /** One batch. Its tensors belong to the consumer: call dispose() (or `using`) when done. */
 export interface Batch {
-  /** uint8 [B, C, H, W] */
+  /** uint8 [B, C, H, W]; with `views`, the query view's crops (the same tensor as views.query). */
   images: Tensor;
+  /** Both training views as decoded (LoaderOptions.views on a dataset that cuts crops while decoding). */
+  views?: DecodedViews;
   /** int64 [B], or null for unlabeled data. */
   labels: Tensor | null;
   /** int64 [B]: the dataset indices of the images. */
@@ -41,13 +57,23 @@ export interface Batch {
   [Symbol.dispose](): void;
 }
 
-function makeBatch(images: Tensor, labels: Tensor | null, indices: Tensor, epoch: number, step: number): Batch {
+function makeBatch(
+  images: Tensor,
+  labels: Tensor | null,
+  indices: Tensor,
+  epoch: number,
+  step: number,
+  views: DecodedViews | undefined,
+): Batch {
   const dispose = () => {
     images.dispose();
+    views?.key.dispose();
     labels?.dispose();
     indices.dispose();
   };
-  return { images, labels, indices, epoch, step, dispose, [Symbol.dispose]: dispose };
+  const batch: Batch = { images, labels, indices, epoch, step, dispose, [Symbol.dispose]: dispose };
+  if (views !== undefined) batch.views = views;
+  return batch;
 }
 
 export class DataLoader {
@@ -58,6 +84,8 @@ export class DataLoader {
   readonly dropLast: boolean;
   readonly prefetch: number;
   readonly sampler: Sampler | null;
+  /** The views cut while decoding, or null (the dataset's batches as they are). */
+  readonly views: TwoViewAugment | null;
 
   constructor(dataset: ImageDataset, options: LoaderOptions) {
     const { batchSize } = options;
@@ -76,6 +104,7 @@ export class DataLoader {
     this.dropLast = options.dropLast ?? true;
     this.prefetch = prefetch;
     this.sampler = options.sampler ?? null;
+    this.views = options.views !== undefined && decodesCrops(dataset) ? options.views : null;
     if (this.batchesPerEpoch === 0) {
       throw new RangeError(
         `DataLoader: ${dataset.name} has ${this.sampler === null ? "" : "a sampler of "}${this.sampler?.length ?? dataset.length} images, ` +
@@ -105,17 +134,54 @@ export class DataLoader {
     return order.subarray(start, Math.min(start + this.batchSize, order.length));
   }
 
-  private async load(order: Int32Array, epoch: number, step: number): Promise<Batch> {
+  /**
+   * Reads one batch. With views, its parameters are drawn once `drawnBefore` (the previous batch's
+   * draws) has settled; returns the batch and the promise of its own draws.
+   */
+  private load(
+    order: Int32Array,
+    epoch: number,
+    step: number,
+    drawnBefore: Promise<unknown>,
+  ): { batch: Promise<Batch>; drawn: Promise<unknown> } {
     const list = this.batchIndices(epoch, step, order);
-    const images = await this.dataset.batch(list);
+    const dataset = this.dataset;
+    const views = this.views;
+    if (views === null || !decodesCrops(dataset)) {
+      return {
+        batch: this.assemble(list, epoch, step, async () => ({ images: await dataset.batch(list) })),
+        drawn: drawnBefore,
+      };
+    }
+    const sizes = dataset.imageSizes(list);
+    const params = Promise.all([sizes, drawnBefore]).then(([s]) => views.sampleForDecoding(s));
+    const batch = this.assemble(list, epoch, step, async () => {
+      const p = await params;
+      const [query, key] = (await dataset.decodeCrops(list, [p.query, p.key], views.augment.outputSize)) as [
+        Tensor,
+        Tensor,
+      ];
+      return { images: query, views: { query, key, params: p } };
+    });
+    return { batch, drawn: params.catch(() => {}) };
+  }
+
+  private async assemble(
+    list: Int32Array,
+    epoch: number,
+    step: number,
+    read: () => Promise<{ images: Tensor; views?: DecodedViews }>,
+  ): Promise<Batch> {
+    const { images, views } = await read();
     try {
       const { indices, labels } = scope(() => {
         const indices = fromTypedArray(list, [list.length], "int32").long();
         return { indices, labels: this.dataset.labels === null ? null : this.dataset.labels.indexSelect(0, indices) };
       });
-      return makeBatch(images, labels, indices, epoch, step);
+      return makeBatch(images, labels, indices, epoch, step, views);
     } catch (error) {
       images.dispose();
+      views?.key.dispose();
       throw error;
     }
   }
@@ -143,11 +209,14 @@ export class DataLoader {
   ): AsyncGenerator<Batch, void, undefined> {
     let next = start;
     const pending: Promise<Batch>[] = [];
+    // The previous batch's draws (views): each batch draws after it, in batch order.
+    let drawn: Promise<unknown> = Promise.resolve();
     const launch = () => {
       while (pending.length < this.prefetch && next < total) {
-        const promise = this.load(order, epoch, next++);
-        promise.catch(() => {}); // rejections surface when awaited below, not as unhandled ones
-        pending.push(promise);
+        const loading = this.load(order, epoch, next++, drawn);
+        drawn = loading.drawn;
+        loading.batch.catch(() => {}); // rejections surface when awaited below, not as unhandled ones
+        pending.push(loading.batch);
       }
     };
     try {

@@ -44,7 +44,11 @@ async function openSplit(config: PretrainConfig, split: Split, workingSize: numb
   });
 }
 
-/** Opens the data a run needs. Folders decode to a working size a little above the crop size. */
+/**
+ * Opens the data a run needs. Folders: the training views are cut while decoding, from the images
+ * as they are (the loader's `views`); the kNN monitor's images decode to a working size a little
+ * above the crop size, then the eval transform centre-crops them (torchvision's Resize + CenterCrop).
+ */
 export async function openPretrainData(
   config: PretrainConfig,
   /** A resumed run's subset.json: its images are used as they are (exact resume whatever drew them). */
@@ -52,7 +56,7 @@ export async function openPretrainData(
 ): Promise<PretrainData> {
   // Folders: 224 as the papers, or 64 for the small CIFAR-stem networks (no downsampling stem).
   const cropSize = config.imageSize ?? (config.dataset === "folder" ? (config.cifarStem ? 64 : 224) : null);
-  // 256 for 224 crops, as ImageNet pipelines resize before cropping.
+  // 256 for 224 crops, as ImageNet's evaluation resizes before its centre crop.
   const workingSize = Math.round(((cropSize ?? 224) * 8) / 7);
   const fullTrain = await openSplit(config, "train", workingSize);
   if (fullTrain === null) throw new Error("no training data");

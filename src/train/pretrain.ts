@@ -370,7 +370,10 @@ export function pretrainStep(
   const device = model.device;
   const averageGradients = parallel?.gradientAverager(model.parameters());
   return (batch) => {
-    const { query, key } = views.apply(cuda.copyToDevice(batch.images, device));
+    const { query, key } =
+      batch.views === undefined
+        ? views.apply(cuda.copyToDevice(batch.images, device))
+        : views.applyDecoded(batch.views);
     const imQ = inLayout(precision, onDevice(query, device));
     const imK = inLayout(precision, onDevice(key, device));
     phases?.lap("data");
@@ -488,16 +491,18 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
         `(--batch-size ${config.batchSize}): lower --batch-size or use more images`,
     );
   }
-  const loader = new DataLoader(data.train, {
-    batchSize: layout.batchSize,
-    seed: config.seed,
-    ...(parallel === undefined ? {} : { sampler: parallel.sampler(data.train.length, config.seed) }),
-  });
   // Each rank augments its images with its own stream; rank 0's is the one-process stream.
   const views = new TwoViewAugment(
     data.augment,
     rank === 0 ? { seed: config.seed } : { rng: new Random(config.seed, rank) },
   );
+  // Image folders cut both views while decoding, each crop drawn on the image's own size.
+  const loader = new DataLoader(data.train, {
+    batchSize: layout.batchSize,
+    seed: config.seed,
+    views,
+    ...(parallel === undefined ? {} : { sampler: parallel.sampler(data.train.length, config.seed) }),
+  });
   const state = new TrainingState<RandomState>(model, optimizer, { augment: views });
   const stepsPerEpoch = loader.batchesPerEpoch;
   const totalSteps =

@@ -17,10 +17,12 @@ import {
   adjustHue,
   gaussianBlur,
   grayscale,
+  horizontalFlip,
   normalize,
   onDeviceOf,
   resizedCrop,
   rgbToGrayscale,
+  toFloatImages,
   type CropBox,
 } from "./ops.js";
 import { sliceParams, type AugmentParams, type CropParams, type JitterParams } from "./sampling.js";
@@ -99,6 +101,17 @@ export function applyParams(pipeline: ApplySettings, images: Tensor, params: Aug
  * float; the 0..255 values are sampled, then scaled (the same as sampling x / 255).
  */
 function cropBatch(images: Tensor, boxes: CropBox[], outputSize: readonly [number, number], flips: Uint8Array): Tensor {
+  // Crops already cut while decoding (image folders) come at the output size with whole-image
+  // boxes: nothing to resample, so none of the sampling grid's float rounding either.
+  if (wholeImages(images, boxes, outputSize)) {
+    return scope(() => {
+      const x = toFloatImages(images);
+      if (countWhere(flips) === 0) return x;
+      const flipped = horizontalFlip(x, flips);
+      x.dispose();
+      return flipped;
+    });
+  }
   if (images.dtype !== "uint8") return resizedCrop(images, boxes, outputSize, flips);
   const [n, c, h, w] = images.shape as [number, number, number, number];
   const chunk = Math.max(1, Math.floor(CROP_CHUNK_VALUES / (c * h * w)));
@@ -120,6 +133,13 @@ function cropBatch(images: Tensor, boxes: CropBox[], outputSize: readonly [numbe
     const out = parts.length === 1 ? (parts[0] as Tensor) : cat(parts, 0);
     return out.div_(255);
   });
+}
+
+/** Every box is the whole image and the image is already of the output size. */
+function wholeImages(images: Tensor, boxes: readonly CropBox[], outputSize: readonly [number, number]): boolean {
+  const [, , h, w] = images.shape as [number, number, number, number];
+  const [outH, outW] = outputSize;
+  return h === outH && w === outW && boxes.every((b) => b.top === 0 && b.left === 0 && b.height === h && b.width === w);
 }
 
 /**

@@ -6,7 +6,7 @@
 import type { Tensor } from "../../torch/index.js";
 import type { Random } from "../random.js";
 import { applyParams } from "./apply.js";
-import { sampleParams, type AugmentParams } from "./sampling.js";
+import { sampleDecodeParams, sampleParams, type AugmentParams, type DecodeParams, type ImageSize } from "./sampling.js";
 import { resolvePipeline, type AugmentConfig, type Resolved } from "./steps.js";
 
 /** A random augmentation pipeline over batches: uint8 or float [B, C, H, W] → float [B, C', h, w]. */
@@ -26,6 +26,14 @@ export class Augment {
   /** Draws the parameters for a batch of n images of size height × width. */
   sample(rng: Random, n: number, height: number, width: number): AugmentParams {
     return sampleParams(this.#steps, rng, n, height, width);
+  }
+
+  /**
+   * Draws the parameters for images of their own sizes whose crops are cut while decoding (image
+   * folders): the same draws, in the same order, as `sample` makes for images of those sizes.
+   */
+  sampleForDecoding(rng: Random, sizes: readonly ImageSize[]): DecodeParams {
+    return sampleDecodeParams(this.#steps, rng, sizes, this.outputSize);
   }
 
   /** Applies drawn parameters (deterministic). uint8 input is read as x / 255. */

@@ -4,7 +4,9 @@
 // Drawing order, per image and per step (the images of a batch one after another, as
 // torchvision's Compose would process them one by one):
 //   RandomResizedCrop: get_params's up to 10 tries (area fraction uniform in scale, log-ratio
-//     uniform in log(ratio), then top and left) and its centre-crop fallback;
+//     uniform in log(ratio), then top and left) and its centre-crop fallback, on the image's size
+//     (one size for a batch held in memory; each image's own for image folders, whose crops are
+//     cut while decoding: sampleDecodeParams);
 //   ColorJitter: [a coin when p < 1, applied when coin <= p (RandomApply)], then if applied a
 //     random order of the four operations and brightness, contrast, saturation, hue factors;
 //   RandomGrayscale: a coin, applied when coin < p;
@@ -96,6 +98,9 @@ export function centerFallbackBox(height: number, width: number, ratio: Range): 
   return { top: Math.floor((height - h) / 2), left: Math.floor((width - w) / 2), height: h, width: w };
 }
 
+/** An image's size as [height, width]. */
+export type ImageSize = readonly [number, number];
+
 /** Draws the parameters of `steps` for a batch of n images of size height × width. */
 export function sampleParams(
   steps: readonly Resolved[],
@@ -106,6 +111,60 @@ export function sampleParams(
 ): AugmentParams {
   if (!Number.isSafeInteger(n) || n < 0)
     throw new RangeError(`Augment.sample: n must be a non-negative integer, got ${n}`);
+  const size: ImageSize = [height, width];
+  return { n, height, width, steps: drawSteps(steps, rng, n, () => size) };
+}
+
+/**
+ * The parameters of images whose crop is cut while they are decoded (image folders): each image's
+ * RandomResizedCrop box drawn on its own size, as torchvision draws it on the decoded image.
+ */
+export interface DecodeParams {
+  /** Per image, its crop box on the image as decoded. */
+  boxes: CropBox[];
+  /**
+   * Per image, 1 where the crop is mirrored (RandomHorizontalFlip): done while decoding, as the
+   * in-memory path folds it into the crop's sampling grid (a flip commutes with every later step).
+   */
+  flips: Uint8Array;
+  /**
+   * The rest of the pipeline, for the crops once decoded (cut, resized and mirrored) at the output
+   * size: the crop step's boxes are the whole output image and the flip steps flip nothing, so
+   * applyParams has nothing left to resample.
+   */
+  rest: AugmentParams;
+}
+
+/** Draws the parameters of `steps` for images of the given sizes (`outputSize`: the crop step's). */
+export function sampleDecodeParams(
+  steps: readonly Resolved[],
+  rng: Random,
+  sizes: readonly ImageSize[],
+  outputSize: readonly [number, number],
+): DecodeParams {
+  for (const [i, size] of sizes.entries()) {
+    if (!Array.isArray(size) || size.length !== 2 || !size.every((v) => Number.isSafeInteger(v) && v >= 1))
+      throw new RangeError(
+        `Augment.sampleForDecoding: size ${i} must be [height, width] in pixels, got ${String(size)}`,
+      );
+  }
+  const n = sizes.length;
+  const drawn = drawSteps(steps, rng, n, (i) => sizes[i] as ImageSize);
+  const crop = drawn[0] as CropParams;
+  const [height, width] = outputSize;
+  const whole: CropBox = { top: 0, left: 0, height, width };
+  const flips = new Uint8Array(n);
+  const rest = drawn.map((p): StepParams => {
+    if (p.op === "randomResizedCrop") return { op: p.op, boxes: p.boxes.map(() => whole) };
+    if (p.op !== "horizontalFlip") return p;
+    for (let i = 0; i < n; i++) flips[i] = (flips[i] as number) ^ (p.applied[i] as number);
+    return { op: p.op, applied: new Uint8Array(n) };
+  });
+  return { boxes: crop.boxes, flips, rest: { n, height, width, steps: rest } };
+}
+
+/** The per-step parameters of n images, image after image; `sizeOf(i)` is image i's size. */
+function drawSteps(steps: readonly Resolved[], rng: Random, n: number, sizeOf: (i: number) => ImageSize): StepParams[] {
   const params: StepParams[] = steps.map((s): StepParams => {
     switch (s.op) {
       case "randomResizedCrop":
@@ -130,9 +189,11 @@ export function sampleParams(
     steps.forEach((s, k) => {
       const out = params[k] as StepParams;
       switch (s.op) {
-        case "randomResizedCrop":
+        case "randomResizedCrop": {
+          const [height, width] = sizeOf(i);
           (out as CropParams).boxes.push(sampleCropBox(rng, height, width, s.scale, s.ratio));
           break;
+        }
         case "colorJitter": {
           const j = out as JitterParams;
           if (s.p < 1 && !(rng.random() <= s.p)) break;
@@ -155,7 +216,7 @@ export function sampleParams(
       }
     });
   }
-  return { n, height, width, steps: params };
+  return params;
 }
 
 /** The parameters of images start..end-1 of a batch. */
