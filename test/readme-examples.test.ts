@@ -46,7 +46,7 @@ const EXAMPLES: Example[] = [
         "{ ...LINCLS_DEFAULTS, precomputeFeatures: true, epochs: 2 }",
       ],
     ],
-    prints: /^\d(\.\d+)? \[\]\n$/,
+    prints: /^\d{1,3}(\.\d+)? \[\]\n$/,
   },
   {
     marker: "manualSeed(0)",
