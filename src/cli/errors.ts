@@ -4,6 +4,7 @@
 import { DatasetNameError } from "../data/registry.js";
 import { MocoError, UsageError } from "../errors.js";
 import { MoCoSettingsError } from "../moco/settings.js";
+import { PrecisionError } from "../torch/index.js";
 import { ConfigError } from "../train/config.js";
 
 export const EXIT_FAILURE = 1;
@@ -15,6 +16,7 @@ const USAGE_CLASSES: readonly (abstract new (...args: never[]) => MocoError)[] =
   ConfigError,
   MoCoSettingsError,
   DatasetNameError,
+  PrecisionError,
 ];
 
 export function exitCodeFor(error: unknown): number {

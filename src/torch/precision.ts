@@ -96,7 +96,7 @@ export function resolvePrecision(
   if (options.device?.startsWith("cuda") === true) return resolveGpuPrecision(precision, channelsLast);
   if (precision === "fp16") {
     throw new PrecisionError(
-      "precision fp16 (float16 autocast with loss scaling) needs a CUDA device; on the CPU use bf16 or auto",
+      "--precision fp16 (float16 autocast with loss scaling) needs a CUDA device (--device cuda); on the CPU use bf16 or auto",
     );
   }
   const cpuName = cpu.model ?? "this CPU";
