@@ -6,9 +6,19 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { BatchNorm2d, Conv2d, resnet18 } from "../src/nn/index.js";
+import { BatchNorm2d, Conv2d, SplitBatchNorm, resnet18, splitBatchNorm, type ResNet } from "../src/nn/index.js";
 import { SGD } from "../src/optim/index.js";
-import { F, Tensor, liveTensors, manualSeed, randint, randn, scope, type MemoryFormat } from "../src/torch/index.js";
+import {
+  F,
+  Tensor,
+  liveTensors,
+  manualSeed,
+  randint,
+  randn,
+  scope,
+  tensor,
+  type MemoryFormat,
+} from "../src/torch/index.js";
 import { assertMatchesPython, crossCheck, op, runPython } from "./helpers/pytorch.js";
 
 manualSeed(3131);
@@ -175,34 +185,104 @@ describe("channels_last: gradients, Module.to and a ResNet", () => {
   });
 
   test("ResNet-18 forward and backward in channels-last equal NCHW", () => {
+    compareLayouts(() => resnet18({ numClasses: 10, width: 8, cifarStem: true, inChannels: 1 }), 4);
+  });
+
+  test("ResNet-18 with split BN (4 splits) in channels-last equals NCHW", () => {
+    compareLayouts(() => {
+      const model = resnet18({
+        numClasses: 10,
+        width: 8,
+        cifarStem: true,
+        inChannels: 1,
+        normLayer: splitBatchNorm(4),
+      });
+      assert.equal(model.batchSplits, 4);
+      assert.equal(model.bn1 instanceof SplitBatchNorm && model.bn1.order, "consecutive");
+      return model;
+    }, 8);
+  });
+
+  test("split BN in consecutive order = the demo's interleaved order on the reordered batch, in either layout", () => {
     const baseline = liveTensors();
     scope(() => {
-      manualSeed(11);
-      const nchw = resnet18({ numClasses: 10, width: 8, cifarStem: true, inChannels: 1 });
-      const chl = nchw.copy().to({ memoryFormat: "channelsLast" });
-      const x = randn([4, 1, 16, 16]);
-      const target = randint(0, 10, [4]);
-      const a = nchw.forward(x);
-      const b = chl.forward(cl(x));
-      assert.ok(b.allclose(a, 1e-4, 1e-5), "logits");
-      F.crossEntropy(a, target).backward();
-      F.crossEntropy(b, target).backward();
-      const pa = nchw.namedParameters();
-      const pb = chl.namedParameters();
-      pa.forEach(([name, p], i) => {
-        const q = pb[i]![1];
-        if (p.ndim === 4) assert.equal(q.isContiguousIn("channelsLast"), true, `${name} is channels-last`);
-        assert.ok((q.grad as Tensor).allclose(p.grad as Tensor, 1e-3, 1e-5), `grad of ${name}`);
-        if (p.ndim === 4)
-          assert.equal((q.grad as Tensor).isContiguousIn("channelsLast"), true, `grad of ${name} layout`);
-      });
-      for (const [name, buffer] of nchw.namedBuffers()) {
-        const other = chl.getBuffer(name);
-        assert.ok(other.allclose(buffer, 1e-4, 1e-6), `buffer ${name}`);
+      manualSeed(5);
+      const x = randn([8, 3, 5, 5]).mul_(2).add_(1);
+      const grad = randn([8, 3, 5, 5]);
+      // The demo's split s = samples n with n mod 4 = s; consecutive split s = samples 2s, 2s + 1.
+      const toBlocks = tensor([0, 4, 1, 5, 2, 6, 3, 7], { dtype: "int64" });
+      const demo = new SplitBatchNorm(3, 4);
+      const ours = demo.copy();
+      ours.order = "consecutive";
+      for (const layer of [demo, ours]) {
+        layer.weight?.detach().uniform_(0.5, 1.5);
+        layer.bias?.detach().normal_(0, 0.2);
       }
-      nchw.dispose();
-      chl.dispose();
+      ours.loadStateDict(demo.stateDict());
+      const xa = x.clone().requiresGrad_(true);
+      const a = demo.forward(xa);
+      a.backward(grad);
+      for (const format of ["contiguous", "channelsLast"] as const) {
+        const copy = ours.copy();
+        const xb = x.indexSelect(0, toBlocks).contiguous({ memoryFormat: format }).requiresGrad_(true);
+        const b = copy.forward(xb);
+        b.backward(grad.indexSelect(0, toBlocks).contiguous({ memoryFormat: format }));
+        assert.ok(b.allclose(a.indexSelect(0, toBlocks), 1e-5, 1e-6), `${format}: output`);
+        assert.equal(b.isContiguousIn(format), true, `${format}: output layout`);
+        assert.ok(
+          (xb.grad as Tensor).allclose((xa.grad as Tensor).indexSelect(0, toBlocks), 1e-4, 1e-6),
+          `${format}: input grad`,
+        );
+        assert.ok(
+          (copy.weight?.grad as Tensor).allclose(demo.weight?.grad as Tensor, 1e-4, 1e-6),
+          `${format}: weight grad`,
+        );
+        assert.ok(
+          (copy.runningMean as Tensor).allclose(demo.runningMean as Tensor, 1e-5, 1e-7),
+          `${format}: running mean`,
+        );
+        assert.ok(
+          (copy.runningVar as Tensor).allclose(demo.runningVar as Tensor, 1e-5, 1e-7),
+          `${format}: running var`,
+        );
+        assert.ok(!(copy.runningVar as Tensor).allclose(ours.runningVar as Tensor), `${format}: the running var moved`);
+        copy.dispose();
+      }
+      demo.dispose();
+      ours.dispose();
     });
     assert.equal(liveTensors(), baseline, "no tensor leaks");
   });
 });
+
+/** A training step of `make()`'s model in NCHW and of its channels-last copy: equal logits, gradients, buffers. */
+function compareLayouts(make: () => ResNet, batch: number): void {
+  const baseline = liveTensors();
+  scope(() => {
+    manualSeed(11);
+    const nchw = make();
+    const chl = nchw.copy().to({ memoryFormat: "channelsLast" });
+    const x = randn([batch, 1, 16, 16]);
+    const target = randint(0, 10, [batch]);
+    const a = nchw.forward(x);
+    const b = chl.forward(cl(x));
+    assert.ok(b.allclose(a, 1e-4, 1e-5), "logits");
+    F.crossEntropy(a, target).backward();
+    F.crossEntropy(b, target).backward();
+    const pa = nchw.namedParameters();
+    const pb = chl.namedParameters();
+    pa.forEach(([name, p], i) => {
+      const q = pb[i]![1];
+      if (p.ndim === 4) assert.equal(q.isContiguousIn("channelsLast"), true, `${name} is channels-last`);
+      assert.ok((q.grad as Tensor).allclose(p.grad as Tensor, 1e-3, 1e-5), `grad of ${name}`);
+      if (p.ndim === 4) assert.equal((q.grad as Tensor).isContiguousIn("channelsLast"), true, `grad of ${name} layout`);
+    });
+    for (const [name, buffer] of nchw.namedBuffers()) {
+      const other = chl.getBuffer(name);
+      assert.ok(other.allclose(buffer, 1e-4, 1e-6), `buffer ${name}`);
+    }
+    nchw.dispose();
+    chl.dispose();
+  });
+  assert.equal(liveTensors(), baseline, "no tensor leaks");
+}

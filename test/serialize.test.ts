@@ -135,7 +135,7 @@ describe("checkpoints written by Python's torch.save", () => {
         assert.equal((value.numbers as Record<string, Saveable>).big, 2n ** 64n + 1n);
         assert.deepEqual(value.set, [1, 2, 3]);
         assert.equal(value.device, "cpu");
-        assert.match(value.torch_version as string, /^1\.13/);
+        assert.match(value.torch_version as string, /^\d+\.\d+\.\d+/); // the reference Python's (1.13 on Debian, 2.x on a GPU image)
         const parameter = (value.tensors as Record<string, Tensor>).parameter!;
         assert.equal(parameter.requiresGrad, true);
       } finally {

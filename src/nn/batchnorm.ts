@@ -1,6 +1,6 @@
 // nn.BatchNorm2d with PyTorch's forward (num_batches_tracked, momentum=null as a cumulative
 // average), and the split BatchNorm of the official MoCo CIFAR-10 demo (the official CIFAR-10 demo).
-import { F, noGrad, ones, zeros, type Tensor } from "../torch/index.js";
+import { F, cat, noGrad, ones, zeros, type Tensor } from "../torch/index.js";
 import { Module } from "./module.js";
 
 export interface BatchNormOptions {
@@ -138,15 +138,28 @@ export class BatchNorm2d extends Module {
 }
 
 /**
+ * Which samples of a batch of N form each of the S splits. "interleaved": split s holds the samples n
+ * with n mod S = s, as the official demo's `view(-1, C*S, H, W)` groups them. "consecutive": split s
+ * holds samples s·N/S … (s+1)·N/S − 1, so that each split of a channels-last batch is one contiguous
+ * block: the interleaved grouping cannot be viewed in that layout, and its copies to NCHW and back
+ * cost more than the normalisation itself in bfloat16 (docs/recipe.md, issue #15). A ResNet whose
+ * split layers all have S splits puts them in "consecutive" order and reorders its batch so that the
+ * splits hold the official samples: see `ResNet.forward`.
+ */
+export type SplitOrder = "interleaved" | "consecutive";
+
+/**
  * The split BatchNorm of the official MoCo CIFAR-10 demo (colab notebook `SplitBatchNorm`): in
- * training, the batch is viewed as (N/S, C·S, H, W) and normalised with per-split statistics, each
- * split updating its own copy of the running stats, which are then averaged over the S splits. As in
- * the demo, split s holds the samples n with n mod S = s (what `view(-1, C*S, H, W)` groups), and
- * num_batches_tracked is not incremented. In eval mode it is plain BatchNorm2d. Its state-dict keys
- * are BatchNorm2d's. Needs N divisible by S and a numeric momentum.
+ * training, each of the S splits of the batch is normalised with its own statistics and updates its
+ * own copy of the running stats, which are then averaged over the S splits; num_batches_tracked is
+ * not incremented, as in the demo. Which samples form a split: `order` (the demo's "interleaved" by
+ * default). In eval mode it is plain BatchNorm2d. Its state-dict keys are BatchNorm2d's. Needs N
+ * divisible by S and a numeric momentum.
  */
 export class SplitBatchNorm extends BatchNorm2d {
   readonly numSplits: number;
+  /** Set by the ResNet that owns the layer when it reorders its batch (see SplitOrder). */
+  order: SplitOrder = "interleaved";
 
   constructor(numFeatures: number, numSplits: number, options: BatchNormOptions = {}) {
     super(numFeatures, options);
@@ -170,27 +183,17 @@ export class SplitBatchNorm extends BatchNorm2d {
         `${op}: expected more than 1 value per channel in each split, got input of shape [${n}, ${c}, ${h}, ${w}] and ${s} splits`,
       );
     }
-    const mean = this.runningMean;
-    const variance = this.runningVar;
-    const weight = this.weight;
-    const bias = this.bias;
-    const meanSplit = mean === null ? null : mean.repeat(s);
-    const varSplit = variance === null ? null : variance.repeat(s);
-    const weightSplit = weight === null ? null : weight.repeat(s);
-    const biasSplit = bias === null ? null : bias.repeat(s);
-    const grouped = input.reshape(-1, c * s, h, w);
-    const normed = F.batchNorm(grouped, meanSplit, varSplit, {
-      weight: weightSplit,
-      bias: biasSplit,
-      training: true,
-      momentum: this.momentum ?? 0.1,
-      eps: this.eps,
-    });
-    const out = normed.view(n, c, h, w);
+    // One running-stat copy per split, updated by the split's batch_norm, averaged afterwards.
+    const meanSplit = this.runningMean?.repeat(s) ?? null;
+    const varSplit = this.runningVar?.repeat(s) ?? null;
+    const out =
+      this.order === "consecutive"
+        ? this.normaliseConsecutive(input, meanSplit, varSplit)
+        : this.normaliseInterleaved(input, meanSplit, varSplit);
     noGrad(() => {
       for (const [target, split] of [
-        [mean, meanSplit],
-        [variance, varSplit],
+        [this.runningMean, meanSplit],
+        [this.runningVar, varSplit],
       ] as const) {
         if (target === null || split === null) continue;
         const folded = split.view(s, c);
@@ -201,7 +204,51 @@ export class SplitBatchNorm extends BatchNorm2d {
         split.dispose();
       }
     });
+    return out;
+  }
+
+  /** The demo's: the batch viewed as (N/S, C·S, H, W), the per-split parameters repeated S times. */
+  private normaliseInterleaved(input: Tensor, meanSplit: Tensor | null, varSplit: Tensor | null): Tensor {
+    const [n, c, h, w] = input.shape as [number, number, number, number];
+    const s = this.numSplits;
+    const weightSplit = this.weight?.repeat(s) ?? null;
+    const biasSplit = this.bias?.repeat(s) ?? null;
+    const grouped = input.reshape(-1, c * s, h, w);
+    const normed = F.batchNorm(grouped, meanSplit, varSplit, {
+      weight: weightSplit,
+      bias: biasSplit,
+      training: true,
+      momentum: this.momentum ?? 0.1,
+      eps: this.eps,
+    });
+    const out = normed.view(n, c, h, w);
     for (const t of [weightSplit, biasSplit, grouped, normed]) if (t !== null && t !== input) t.dispose();
+    return out;
+  }
+
+  /** One batch_norm per block of N/S samples (each in the input's layout), concatenated. */
+  private normaliseConsecutive(input: Tensor, meanSplit: Tensor | null, varSplit: Tensor | null): Tensor {
+    const [n, c] = input.shape as [number, number];
+    const s = this.numSplits;
+    const size = n / s;
+    const parts: Tensor[] = [];
+    for (let i = 0; i < s; i++) {
+      const block = input.narrow(0, i * size, size);
+      const mean = meanSplit?.narrow(0, i * c, c) ?? null;
+      const variance = varSplit?.narrow(0, i * c, c) ?? null;
+      parts.push(
+        F.batchNorm(block, mean, variance, {
+          weight: this.weight,
+          bias: this.bias,
+          training: true,
+          momentum: this.momentum ?? 0.1,
+          eps: this.eps,
+        }),
+      );
+      for (const t of [block, mean, variance]) t?.dispose();
+    }
+    const out = cat(parts, 0);
+    for (const part of parts) part.dispose();
     return out;
   }
 

@@ -30,6 +30,7 @@ export {
   splitBatchNorm,
   type BatchNormOptions,
   type NormLayerFactory,
+  type SplitOrder,
 } from "./batchnorm.js";
 export * as init from "./init.js";
 export {

@@ -4,8 +4,8 @@
 // initialisation (draw for draw, from the global generator) are torchvision's, so torchvision weights
 // load strictly into ours, ours into torchvision, and `manualSeed(s); resnet18()` equals
 // `torch.manual_seed(s); torchvision.models.resnet18()`.
-import type { Tensor } from "../torch/index.js";
-import { BatchNorm2d, type NormLayerFactory } from "./batchnorm.js";
+import { tensor, type Tensor } from "../torch/index.js";
+import { BatchNorm2d, SplitBatchNorm, type NormLayerFactory } from "./batchnorm.js";
 import { constant_, kaimingNormal_ } from "./init.js";
 import { AdaptiveAvgPool2d, Conv2d, Identity, Linear, MaxPool2d, ReLU, Sequential } from "./layers.js";
 import { Module } from "./module.js";
@@ -196,6 +196,11 @@ export class ResNet extends Module {
   readonly width: number;
   /** Channels of the pooled features fed to `fc` (512 for ResNet-18/34 at width 64, 2048 for ResNet-50+). */
   readonly featureDim: number;
+  /**
+   * S when every norm layer is a SplitBatchNorm of S > 1 splits: the batch is then reordered so each
+   * split is a block of consecutive samples (see SplitOrder), and put back in order at the output. 1 otherwise.
+   */
+  readonly batchSplits: number;
 
   constructor(block: BlockKind, layers: readonly number[], options: ResNetOptions = {}) {
     super();
@@ -263,6 +268,12 @@ export class ResNet extends Module {
         if (m.bias !== null) constant_(m.bias, 0);
       }
     }
+    const splitLayers = this.modules().filter((m): m is SplitBatchNorm => m instanceof SplitBatchNorm);
+    const splits = new Set(splitLayers.map((m) => m.numSplits));
+    const allSplit =
+      splitLayers.length > 0 && splitLayers.length === this.modules().filter((m) => m instanceof BatchNorm2d).length;
+    this.batchSplits = allSplit && splits.size === 1 ? (splitLayers[0] as SplitBatchNorm).numSplits : 1;
+    if (this.batchSplits > 1) for (const m of splitLayers) m.order = "consecutive";
     if (options.zeroInitResidual === true) {
       for (const m of this.modules()) {
         const last = m instanceof Bottleneck ? m.bn3 : m instanceof BasicBlock ? m.bn2 : null;
@@ -309,6 +320,17 @@ export class ResNet extends Module {
 
   /** Pooled features (N, featureDim): everything but `fc`. */
   forwardFeatures(x: Tensor): Tensor {
+    return this.inSplitOrder(x, (grouped) => this.features(grouped));
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.inSplitOrder(x, (grouped) => {
+      const features = this.features(grouped);
+      return step(this.fc, features, grouped);
+    });
+  }
+
+  private features(x: Tensor): Tensor {
     let out = step(this.conv1, x, x);
     for (const name of ["bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool"]) {
       out = step(this.child<Module>(name), out, x);
@@ -318,9 +340,23 @@ export class ResNet extends Module {
     return flat;
   }
 
-  forward(x: Tensor): Tensor {
-    const features = this.forwardFeatures(x);
-    return step(this.fc, features, x);
+  /**
+   * Runs `body` on the batch reordered so that the official split s (samples n with n mod S = s) is
+   * the s-th block of N/S samples, and returns its per-sample output in the original order. Only while
+   * a split layer trains: otherwise every layer treats samples independently.
+   */
+  private inSplitOrder(x: Tensor, body: (grouped: Tensor) => Tensor): Tensor {
+    const s = this.batchSplits;
+    const n = x.shape[0] ?? 0;
+    if (s === 1 || n % s !== 0 || !this.bn1.training) return body(x);
+    const blocks = n / s;
+    const toBlocks = Array.from({ length: n }, (_, i) => (i % blocks) * s + Math.floor(i / blocks));
+    const back = Array.from({ length: n }, (_, i) => (i % s) * blocks + Math.floor(i / s));
+    using order = tensor(toBlocks, { dtype: "int64", device: x.device });
+    using restore = tensor(back, { dtype: "int64", device: x.device });
+    using grouped = x.indexSelect(0, order);
+    using out = body(grouped);
+    return out.indexSelect(0, restore);
   }
 }
 

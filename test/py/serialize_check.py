@@ -263,7 +263,9 @@ def cmd_check(path, expected_path):
     with open(expected_path) as f:
         expected = decode(json.load(f))
     try:
-        value = torch.load(path)
+        # weights_only=False: this file holds every type we write (an empty bytes value included,
+        # which torch >= 2.6's default weights-only unpickler refuses by design); the same on 1.13.
+        value = torch.load(path, weights_only=False)
     except Exception as e:  # report instead of crashing, so the test prints the reason
         print(json.dumps({"ok": False, "errors": [f"torch.load failed: {type(e).__name__}: {e}"], "facts": {}}))
         return
