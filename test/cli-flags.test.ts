@@ -159,6 +159,11 @@ test("unknown flags and commands get a suggestion", () => {
     /unknown option '--gpu': use --device cuda:N/,
   );
   assert.match(
+    failure(() => pretrainPlan(["--color-jitter", "-1"])),
+    /--color-jitter must be >= 0, got -1/,
+  );
+  assert.deepEqual(pretrainPlan(["--color-jitter", "0.8"]).config.colorJitter, 0.8);
+  assert.match(
     failure(() => pretrainPlan(["-j", "8"])),
     /unknown option '-j': moco-ts has no data-loading workers/,
   );

@@ -58,6 +58,7 @@ test("version and help", () => {
     "--moco-t",
     "--[no-]mlp",
     "--[no-]aug-plus",
+    "--color-jitter",
     "--[no-]cos",
     "--bn-splits",
     "--[no-]symmetric",

@@ -48,6 +48,10 @@ test("a run prints and records its header, warns about K ≥ the images, and rep
     text,
     /data: fashion-mnist: 128 of 60,000 images \(a random sample, seed 0: subset\.json\), 10 classes, 1 channel\(s\), 28×28 crops/,
   );
+  assert.match(
+    text,
+    /augmentation: crop 0\.5–1 of the area → 28×28, colour jitter brightness ([\d.]+), contrast \1, saturation \1, hue 0\.1 p 0\.8, grayscale p 0\.2, blur σ 0\.0125–0\.25 px p 0\.5, flip p 0\.5/,
+  );
   assert.match(text, /network: resnet18 width 4 \(CIFAR stem\), [\d,]+ parameters/);
   assert.match(text, /MoCo: dim 16, K 128, m 0\.99, T 0\.07, MLP head, BN splits 2/);
   assert.match(text, /batch 32, 4 steps per epoch, 20 epoch\(s\), 3 steps in all/);
@@ -61,6 +65,31 @@ test("a run prints and records its header, warns about K ≥ the images, and rep
   assert.equal(recorded.data.available, 60000);
   assert.ok(recorded.network.parameters > 10000);
   assert.ok(text.indexOf("data:") < text.indexOf("kNN top-1"), "the header comes first");
+});
+
+test("--color-jitter sets the jitter's brightness, contrast and saturation ranges; 0 leaves them out", async () => {
+  for (const [jitter, expected] of [
+    [1.2, /colour jitter brightness 1\.2, contrast 1\.2, saturation 1\.2, hue 0\.1 p 0\.8/],
+    [0, /crop 0\.5–1 of the area → 28×28, colour jitter hue 0\.1 p 0\.8, grayscale/],
+  ] as const) {
+    const config = tiny(`jitter-${jitter}`, { colorJitter: jitter });
+    const data = await openPretrainData(config);
+    try {
+      const step = data.augment.steps.find((s) => s.op === "colorJitter");
+      assert.deepEqual(step && [step.brightness, step.contrast, step.saturation, step.hue], [
+        jitter,
+        jitter,
+        jitter,
+        0.1,
+      ]);
+      assert.match(
+        formatHeader(pretrainHeader(config, data, 1000, { stepsPerEpoch: 4, totalSteps: 80 }, 1)).join("\n"),
+        expected,
+      );
+    } finally {
+      data.dispose();
+    }
+  }
 });
 
 test("fewer images than one batch is refused with a hint", async () => {

@@ -53,6 +53,12 @@ export const PRETRAIN_FLAGS: readonly Flag[] = [
   { flag: "crop-min-scale", key: "cropMinScale", kind: "float", help: "RandomResizedCrop's smallest area fraction" },
   { flag: "aug-plus", key: "augPlus", kind: "bool", help: "MoCo v2 augmentation (jitter p 0.8, blur)" },
   {
+    flag: "color-jitter",
+    key: "colorJitter",
+    kind: "float",
+    help: "brightness, contrast and saturation range of the colour jitter (the official 0.4); 0: none",
+  },
+  {
     flag: "skip-bad-images",
     key: "skipBadImages",
     kind: "bool",

@@ -2,7 +2,7 @@
 // torchvision's transforms draw them, from our own seeded generator (random.ts), and the
 // MoCo v1/v2 pipelines (the official main_moco.py) plus the official CIFAR demo's.
 // One unit per file in ./augment/:
-//   steps.ts           the step types, the configuration and its validation
+//   steps.ts           the step types, the configuration, its validation and description
 //   sampling.ts        the parameters drawn per image (torchvision's get_params and coins)
 //   apply.ts           drawn parameters applied to a whole batch at once
 //   pipeline.ts        Augment: the three above behind one class
@@ -20,6 +20,7 @@ export type {
   RandomResizedCropStep,
   Range,
 } from "./augment/steps.js";
+export { describeAugment } from "./augment/steps.js";
 export {
   JITTER_OPS,
   centerFallbackBox,

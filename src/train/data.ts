@@ -95,9 +95,8 @@ export async function openPretrainData(
     const imageSize = cropSize ?? train.height;
     const stats = train.stats;
     const scale = [config.cropMinScale, 1] as const;
-    const augment = config.augPlus
-      ? mocoV2Config({ size: imageSize, stats, scale })
-      : mocoV1Config({ size: imageSize, stats, scale });
+    const recipe = { size: imageSize, stats, scale, jitter: config.colorJitter };
+    const augment = config.augPlus ? mocoV2Config(recipe) : mocoV1Config(recipe);
     return {
       train,
       knnBank,

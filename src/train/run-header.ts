@@ -5,6 +5,7 @@
 import type { PretrainConfig } from "./config.js";
 import type { PretrainData } from "./data.js";
 import { describePrecision, type ResolvedPrecision } from "../torch/index.js";
+import { describeAugment } from "../data/augment.js";
 
 export interface RunHeader {
   data: {
@@ -22,6 +23,8 @@ export interface RunHeader {
     /** Unreadable images left out (--skip-bad-images). */
     skipped: number;
   };
+  /** The two views' augmentation, in words. */
+  augmentation: string;
   network: { arch: string; width: number; cifarStem: boolean; parameters: number };
   method: { dim: number; K: number; m: number; T: number; mlp: boolean; symmetric: boolean; bnSplits: number };
   schedule: { batchSize: number; epochs: number; stepsPerEpoch: number; totalSteps: number };
@@ -81,6 +84,7 @@ export function pretrainHeader(
       imageSize: data.imageSize,
       skipped: data.skipped,
     },
+    augmentation: describeAugment(data.augment),
     network: { arch: config.arch, width: config.width, cifarStem: config.cifarStem, parameters },
     method: {
       dim: config.mocoDim,
@@ -114,6 +118,7 @@ export function formatHeader(h: RunHeader): string[] {
     `data: ${d.kind}${d.path === null ? "" : ` ${d.path}`}: ${used}, ${d.classes > 0 ? `${d.classes} classes` : "unlabeled"}, ` +
       `${d.channels} channel(s), ${d.imageSize}×${d.imageSize} crops` +
       (d.skipped > 0 ? `, ${d.skipped} unreadable skipped` : ""),
+    `augmentation: ${h.augmentation}`,
     `network: ${h.network.arch} width ${h.network.width}${h.network.cifarStem ? " (CIFAR stem)" : ""}, ` +
       `${count(h.network.parameters)} parameters (query encoder)`,
     `MoCo: dim ${m.dim}, K ${count(m.K)}, m ${m.m}, T ${m.T}, ${m.mlp ? "MLP head" : "linear head"}, ` +

@@ -9,6 +9,17 @@ export interface PresetOptions {
   stats?: ChannelStats | null;
   /** RandomResizedCrop scale range (default [0.2, 1], as the official code). */
   scale?: Range;
+  /**
+   * Brightness, contrast and saturation ranges of the colour jitter (default 0.4, as the official
+   * code); the hue range stays the recipe's. 0 leaves them out.
+   */
+  jitter?: number;
+}
+
+function jitterRanges(options: { jitter?: number }): { brightness: number; contrast: number; saturation: number } {
+  const x = options.jitter ?? 0.4;
+  if (!(x >= 0)) throw new RangeError(`colour jitter must be a range >= 0, got ${x}`);
+  return { brightness: x, contrast: x, saturation: x };
 }
 
 /** MoCo v1 (main_moco.py without --aug-plus): crop, grayscale 0.2, jitter 0.4 always, flip. */
@@ -17,7 +28,7 @@ export function mocoV1Config(options: PresetOptions): AugmentConfig {
     steps: [
       { op: "randomResizedCrop", size: options.size, scale: options.scale ?? [0.2, 1] },
       { op: "randomGrayscale", p: 0.2 },
-      { op: "colorJitter", brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.4 },
+      { op: "colorJitter", ...jitterRanges(options), hue: 0.4 },
       { op: "horizontalFlip", p: 0.5 },
     ],
     normalize: options.stats === undefined ? IMAGENET_STATS : options.stats,
@@ -39,7 +50,7 @@ export function mocoV2Config(options: V2PresetOptions): AugmentConfig {
   return {
     steps: [
       { op: "randomResizedCrop", size: options.size, scale: options.scale ?? [0.2, 1] },
-      { op: "colorJitter", brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1, p: 0.8 },
+      { op: "colorJitter", ...jitterRanges(options), hue: 0.1, p: 0.8 },
       { op: "randomGrayscale", p: 0.2 },
       ...(sigma === null ? [] : [{ op: "gaussianBlur", sigma, p: 0.5 } as const]),
       { op: "horizontalFlip", p: 0.5 },
@@ -56,7 +67,7 @@ export function cifarDemoConfig(options: Partial<PresetOptions> & { stats?: Chan
   return {
     steps: [
       { op: "randomResizedCrop", size: options.size ?? 32, scale: options.scale ?? [0.08, 1] },
-      { op: "colorJitter", brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1, p: 0.8 },
+      { op: "colorJitter", ...jitterRanges(options), hue: 0.1, p: 0.8 },
       { op: "randomGrayscale", p: 0.2 },
       { op: "horizontalFlip", p: 0.5 },
     ],
