@@ -50,7 +50,7 @@ test("a run prints and records its header, warns about K ≥ the images, and rep
   );
   assert.match(
     text,
-    /augmentation: crop 0\.5–1 of the area → 28×28, colour jitter brightness ([\d.]+), contrast \1, saturation \1, hue 0\.1 p 0\.8, grayscale p 0\.2, blur σ 0\.0125–0\.25 px p 0\.5, flip p 0\.5/,
+    /augmentation: crop 0\.8–1 of the area → 28×28, colour jitter brightness ([\d.]+), contrast \1, saturation \1, hue 0\.1 p 0\.8, grayscale p 0\.2, blur σ 0\.0125–0\.25 px p 0\.5, flip p 0\.5/,
   );
   assert.match(text, /network: resnet18 width 4 \(CIFAR stem\), [\d,]+ parameters/);
   assert.match(text, /MoCo: dim 16, K 128, m 0\.99, T 0\.07, MLP head, BN splits 2/);
@@ -70,7 +70,7 @@ test("a run prints and records its header, warns about K ≥ the images, and rep
 test("--color-jitter sets the jitter's brightness, contrast and saturation ranges; 0 leaves them out", async () => {
   for (const [jitter, expected] of [
     [1.2, /colour jitter brightness 1\.2, contrast 1\.2, saturation 1\.2, hue 0\.1 p 0\.8/],
-    [0, /crop 0\.5–1 of the area → 28×28, colour jitter hue 0\.1 p 0\.8, grayscale/],
+    [0, /crop 0\.8–1 of the area → 28×28, colour jitter hue 0\.1 p 0\.8, grayscale/],
   ] as const) {
     const config = tiny(`jitter-${jitter}`, { colorJitter: jitter });
     const data = await openPretrainData(config);
