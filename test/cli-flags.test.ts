@@ -310,3 +310,48 @@ test("--help on every command and moco help COMMAND; each default shown once", a
   assert.equal(viaHelp.status, 0);
   assert.equal(viaHelp.stdout.trim(), KNN_HELP.trim());
 });
+
+test("the Fashion-MNIST presets: the default job's recipe and the long run's (docs/recipe.md)", () => {
+  const short = pretrainPlan([]).config;
+  const pick = (c: typeof short) => ({
+    subset: c.subset,
+    epochs: c.epochs,
+    batchSize: c.batchSize,
+    mocoK: c.mocoK,
+    mocoT: c.mocoT,
+    bnSplits: c.bnSplits,
+    cropMinScale: c.cropMinScale,
+    colorJitter: c.colorJitter,
+    knnEvery: c.knnEvery,
+    knnBank: c.knnBank,
+  });
+  assert.deepEqual(pick(short), {
+    subset: 10000,
+    epochs: 30,
+    batchSize: 128,
+    mocoK: 4096,
+    mocoT: 0.07,
+    bnSplits: 4,
+    cropMinScale: 0.8,
+    colorJitter: 1,
+    knnEvery: 5,
+    knnBank: 10000,
+  });
+  const long = pretrainPlan(["--preset", "fashion-mnist-long"]).config;
+  assert.deepEqual(pick(long), {
+    ...pick(short),
+    subset: null,
+    epochs: 80,
+    mocoK: 16384,
+    cropMinScale: 0.5,
+    knnEvery: 10,
+    knnBank: null,
+  });
+  // The queue holds whole batches and fewer keys than the 60 000 images (else an image is its own negative).
+  assert.equal(long.mocoK % long.batchSize, 0);
+  assert.ok(long.mocoK < 60000);
+  // The official presets keep the official jitter.
+  for (const preset of ["moco-v1", "moco-v2", "cifar"]) {
+    assert.equal(pretrainPlan(["--preset", preset]).config.colorJitter, 0.4, preset);
+  }
+});
