@@ -54,7 +54,7 @@ test("a run prints and records its header, warns about K ≥ the images, and rep
   );
   assert.match(text, /network: resnet18 width 4 \(CIFAR stem\), [\d,]+ parameters/);
   assert.match(text, /MoCo: dim 16, K 128, m 0\.99, T 0\.07, MLP head, BN splits 2/);
-  assert.match(text, /batch 32, 4 steps per epoch, 20 epoch\(s\), 3 steps in all/);
+  assert.match(text, /batch 32, 4 steps per epoch, 30 epoch\(s\), 3 steps in all/);
   assert.match(text, /running on cpu in (fp32|bf16 autocast)(, channels-last)? \(auto\), 1 thread/);
   assert.match(text, /warning: the queue \(--moco-k 128\) is not smaller than the 128 training images/);
   assert.match(text, /kNN top-1 \(backbone\) after 3 step\(s\)/);
