@@ -188,29 +188,33 @@ export function resolvePipeline(config: AugmentConfig): ResolvedPipeline {
 
 // ---- description -----------------------------------------------------------------------------------
 
-/** One line saying what a pipeline does, e.g. for a run's header: "crop 0.5–1 of the area → 28×28, …". */
+/**
+ * One line saying what a pipeline does, e.g. for a run's header: "crop 0.5–1 of the area → 28×28, …",
+ * from its resolved steps (defaults filled in); jitter ranges as given (x of [max(0, 1 − x), 1 + x]).
+ */
 export function describeAugment(config: AugmentConfig): string {
   const n = (x: number) => String(Number(x.toPrecision(3)));
-  const chance = (p: number | undefined) => (p === undefined || p === 1 ? "" : ` p ${n(p)}`);
-  const parts = config.steps.map((step): string => {
+  const chance = (p: number) => (p === 1 ? "" : ` p ${n(p)}`);
+  const parts = resolvePipeline(config).steps.map((step): string => {
     switch (step.op) {
-      case "randomResizedCrop": {
-        const [lo, hi] = step.scale ?? [0.08, 1];
-        const [h, w] = typeof step.size === "number" ? [step.size, step.size] : step.size;
-        return `crop ${n(lo)}–${n(hi)} of the area → ${h}×${w}`;
-      }
+      case "randomResizedCrop":
+        return `crop ${n(step.scale[0])}–${n(step.scale[1])} of the area → ${step.size[0]}×${step.size[1]}`;
       case "colorJitter": {
-        const ranges = (["brightness", "contrast", "saturation", "hue"] as const)
-          .filter((key) => (step[key] ?? 0) > 0)
-          .map((key) => `${key} ${n(step[key] ?? 0)}`);
-        return ranges.length === 0 ? "no colour jitter" : `colour jitter ${ranges.join(", ")}${chance(step.p)}`;
+        const ranges = [
+          ["brightness", step.brightness && step.brightness[1] - 1],
+          ["contrast", step.contrast && step.contrast[1] - 1],
+          ["saturation", step.saturation && step.saturation[1] - 1],
+          ["hue", step.hue && step.hue[1]],
+        ] as const;
+        const given = ranges.filter(([, x]) => x !== null).map(([key, x]) => `${key} ${n(x as number)}`);
+        return given.length === 0 ? "no colour jitter" : `colour jitter ${given.join(", ")}${chance(step.p)}`;
       }
       case "randomGrayscale":
         return `grayscale${chance(step.p)}`;
       case "gaussianBlur":
         return `blur σ ${n(step.sigma[0])}–${n(step.sigma[1])} px${chance(step.p)}`;
       case "horizontalFlip":
-        return `flip${chance(step.p ?? 0.5)}`;
+        return `flip${chance(step.p)}`;
     }
   });
   return parts.join(", ");
