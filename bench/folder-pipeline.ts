@@ -1,6 +1,10 @@
-// Issue #15's image-folder benchmark: the data pipeline of a MoCo v2 run on an image folder, alone
-// (no training step): 512 JPEGs of 500×375 in 4 class sub-folders (generated once, seeded, varied
-// content: test/helpers/jpeg-folder.ts; kept in the temp folder and reused), two views at 224, batch 64.
+// Issue #15's image-folder benchmarks: the data pipeline of a MoCo v2 run on an image folder, alone
+// (no training step), two views at 224. Two folders of generated JPEGs (seeded, varied content:
+// test/helpers/jpeg-folder.ts; kept in the temp folder and reused):
+// - folder-pipeline: 512 JPEGs of 500×375 (ImageNet's typical size), batch 64;
+// - folder-pipeline-large: 48 JPEGs of 3000×2000 (a photo camera's), batch 16. Every crop of MoCo
+//   v2's scale 0.2–1 at 224 shrinks 3× or more there, so each image is decoded reduced (JPEG
+//   shrink-on-load) before its crops are cut; torchvision decodes it in full.
 //
 // Ours: the loader with the crops cut while decoding (each view decoded straight to 224×224 with
 // sharp), then the rest of MoCo v2's augmentation on tensors. How it parallelises: libuv's thread
@@ -10,9 +14,9 @@
 // augmentation on PIL images, num_workers 0, 1 and 2 (bench/py/folder-pipeline.py).
 //
 // Rows: ours at 1 thread next to 0 workers (everything in the main process) and next to 1 worker;
-// ours at 2 threads next to 2 workers; ours alone with 2 decoding threads and 1 libtorch thread; and
-// ours alone, at 1 and 2 threads, with the pipeline as it was before the change (every image decoded
-// to 256×256, the centre square, views cropped on tensors).
+// ours at 2 threads next to 2 workers; ours alone with 2 decoding threads and 1 libtorch thread; and,
+// on the 500×375 folder, ours alone at 1 and 2 threads with the pipeline as it was before the change
+// (every image decoded to 256×256, the centre square, views cropped on tensors).
 // The JSON adds each run's images per CPU-second (all threads), which background load moves less.
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -23,25 +27,36 @@ import { fileURLToPath } from "node:url";
 import { readCpuCapabilities } from "../src/torch/index.js";
 import { writeJpegFolder, type JpegFolderOptions } from "../test/helpers/jpeg-folder.js";
 import type { WorkerPlan, WorkerReport } from "./folder-pipeline-worker.js";
-import type { BenchEntry } from "./framework.js";
+import type { BenchEntry, MetricSpec } from "./framework.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const BATCH = 64;
-const IMAGES: JpegFolderOptions = { images: 512, classes: 4, width: 500, height: 375, seed: 15, quality: 90 };
-/** The generated folder: named by what is in it, so that a folder of other images is never reused. */
-export const FOLDER = join(
-  tmpdir(),
-  `moco-bench-jpegs-${IMAGES.images}x${IMAGES.width}x${IMAGES.height}-seed${IMAGES.seed}-q${IMAGES.quality}`,
-);
-const COMPLETE = join(FOLDER, ".complete");
 const WORKER_TIMEOUT_MS = 5 * 60_000;
 
+/** One folder to measure: its images, and the batches read from it. */
+interface FolderPlan {
+  images: JpegFolderOptions;
+  batch: number;
+  /** Timed batches (the quick mode's 3 otherwise). */
+  batches: number;
+}
+
+/** The generated folder: named by what is in it, so that a folder of other images is never reused. */
+function folderPath(images: JpegFolderOptions): string {
+  const quality = images.quality ?? 90;
+  return join(
+    tmpdir(),
+    `moco-bench-jpegs-${images.images}x${images.width}x${images.height}-seed${images.seed}-q${quality}`,
+  );
+}
+
 /** Generates the JPEGs unless a complete folder is already there. */
-async function ensureFolder(): Promise<void> {
-  if (existsSync(COMPLETE) && readFileSync(COMPLETE, "utf8") === JSON.stringify(IMAGES)) return;
-  rmSync(FOLDER, { recursive: true, force: true });
-  await writeJpegFolder(FOLDER, IMAGES);
-  writeFileSync(COMPLETE, JSON.stringify(IMAGES));
+async function ensureFolder(images: JpegFolderOptions): Promise<void> {
+  const folder = folderPath(images);
+  const complete = join(folder, ".complete");
+  if (existsSync(complete) && readFileSync(complete, "utf8") === JSON.stringify(images)) return;
+  rmSync(folder, { recursive: true, force: true });
+  await writeJpegFolder(folder, images);
+  writeFileSync(complete, JSON.stringify(images));
 }
 
 function runWorker(plan: WorkerPlan, poolThreads: number): WorkerReport {
@@ -73,96 +88,99 @@ function cpuLine(): string {
   return `${cpu.model ?? "unknown CPU"} (${flags.join(", ") || "none of avx2/avx512f/avx512_bf16/amx_bf16"})`;
 }
 
-export const folderPipeline: BenchEntry = {
-  name: "folder-pipeline",
-  description: `image folder: ${IMAGES.images} JPEGs of ${IMAGES.width}×${IMAGES.height}, two MoCo v2 views at 224, batch ${BATCH} (vs ImageFolder + DataLoader)`,
-  python: "folder-pipeline.py",
-  pythonArgs: [FOLDER],
-  rounds: 2,
-  metrics: [
-    {
-      key: "images_per_s_w0",
-      label: "ours 1 thread vs DataLoader num_workers=0",
-      unit: "images/s",
-      better: "higher",
-      digits: 1,
-      informational: true,
-    },
-    {
-      key: "images_per_s_1",
-      label: "ours 1 thread vs num_workers=1",
-      unit: "images/s",
-      better: "higher",
-      target: 1.0,
-      digits: 1,
-    },
-    {
-      key: "images_per_s_2",
-      label: "ours 2 threads vs num_workers=2",
-      unit: "images/s",
-      better: "higher",
-      target: 1.0,
-      digits: 1,
-    },
-    {
-      key: "images_per_s_2_decoding_1",
-      label: "ours 2 decoding threads + 1 libtorch thread",
-      unit: "images/s",
-      better: "higher",
-      digits: 1,
-      oursOnly: true,
-    },
-    {
-      key: "images_per_s_working_size_1",
-      label: "ours before (256² then crops on tensors), 1 thread",
-      unit: "images/s",
-      better: "higher",
-      digits: 1,
-      oursOnly: true,
-    },
-    {
-      key: "images_per_s_working_size_2",
-      label: "ours before (256² then crops on tensors), 2 threads",
-      unit: "images/s",
-      better: "higher",
-      digits: 1,
-      oursOnly: true,
-    },
-  ],
-  async prepare() {
-    await ensureFolder();
+const THROUGHPUT = { unit: "images/s", better: "higher", digits: 1 } as const;
+
+/** The rows both folders show. */
+const COMMON_METRICS: MetricSpec[] = [
+  { key: "images_per_s_w0", label: "ours 1 thread vs DataLoader num_workers=0", ...THROUGHPUT, informational: true },
+  { key: "images_per_s_1", label: "ours 1 thread vs num_workers=1", ...THROUGHPUT, target: 1.0 },
+  { key: "images_per_s_2", label: "ours 2 threads vs num_workers=2", ...THROUGHPUT, target: 1.0 },
+  {
+    key: "images_per_s_2_decoding_1",
+    label: "ours 2 decoding threads + 1 libtorch thread",
+    ...THROUGHPUT,
+    oursOnly: true,
   },
-  runOurs({ quick }) {
-    const common = { folder: FOLDER, batch: BATCH, warmup: 2, batches: quick ? 3 : 16 };
-    // Alternating the two pipelines, so that a change of background load hits both alike.
-    const one = runWorker({ ...common, mode: "decode", threads: 1 }, 1);
-    const beforeOne = runWorker({ ...common, mode: "working-size", threads: 1 }, 1);
-    const two = runWorker({ ...common, mode: "decode", threads: 2 }, 2);
-    const before = runWorker({ ...common, mode: "working-size", threads: 2 }, 2);
-    // Decoding on 2 pool threads while the tensor steps keep to 1: no libtorch thread waits for a core.
-    const twoOne = runWorker({ ...common, mode: "decode", threads: 1 }, 2);
-    return {
-      values: {
-        images_per_s_w0: one.imagesPerSecond,
-        images_per_s_1: one.imagesPerSecond,
-        images_per_s_2: two.imagesPerSecond,
-        images_per_s_2_decoding_1: twoOne.imagesPerSecond,
-        images_per_s_working_size_1: beforeOne.imagesPerSecond,
-        images_per_s_working_size_2: before.imagesPerSecond,
-      },
-      details: {
-        cpu: cpuLine(),
-        folder: FOLDER,
-        images: IMAGES,
-        batch: BATCH,
-        batches: common.batches,
-        warmup_batches: common.warmup,
-        one_thread: one,
-        two_threads: two,
-        two_decoding_one_libtorch: twoOne,
-        working_size_one_thread: beforeOne,
-        working_size_two_threads: before,
-      },
-    };
+];
+
+/** The rows of the pipeline as it was before cutting crops while decoding (the 500×375 folder only). */
+const BEFORE_METRICS: MetricSpec[] = [
+  {
+    key: "images_per_s_working_size_1",
+    label: "ours before (256² then crops on tensors), 1 thread",
+    ...THROUGHPUT,
+    oursOnly: true,
   },
-};
+  {
+    key: "images_per_s_working_size_2",
+    label: "ours before (256² then crops on tensors), 2 threads",
+    ...THROUGHPUT,
+    oursOnly: true,
+  },
+];
+
+function folderEntry(name: string, plan: FolderPlan, withBefore: boolean): BenchEntry {
+  const { images, batch } = plan;
+  const folder = folderPath(images);
+  return {
+    name,
+    description: `image folder: ${images.images} JPEGs of ${images.width}×${images.height}, two MoCo v2 views at 224, batch ${batch} (vs ImageFolder + DataLoader)`,
+    python: "folder-pipeline.py",
+    pythonArgs: [folder, "--batch", String(batch), "--batches", String(plan.batches)],
+    rounds: 2,
+    metrics: withBefore ? [...COMMON_METRICS, ...BEFORE_METRICS] : COMMON_METRICS,
+    async prepare() {
+      await ensureFolder(images);
+    },
+    runOurs({ quick }) {
+      const common = { folder, batch, warmup: 2, batches: quick ? 3 : plan.batches };
+      // Alternating the two pipelines, so that a change of background load hits both alike.
+      const one = runWorker({ ...common, mode: "decode", threads: 1 }, 1);
+      const beforeOne = withBefore ? runWorker({ ...common, mode: "working-size", threads: 1 }, 1) : null;
+      const two = runWorker({ ...common, mode: "decode", threads: 2 }, 2);
+      const before = withBefore ? runWorker({ ...common, mode: "working-size", threads: 2 }, 2) : null;
+      // Decoding on 2 pool threads while the tensor steps keep to 1: no libtorch thread waits for a core.
+      const twoOne = runWorker({ ...common, mode: "decode", threads: 1 }, 2);
+      return {
+        values: {
+          images_per_s_w0: one.imagesPerSecond,
+          images_per_s_1: one.imagesPerSecond,
+          images_per_s_2: two.imagesPerSecond,
+          images_per_s_2_decoding_1: twoOne.imagesPerSecond,
+          ...(beforeOne === null || before === null
+            ? {}
+            : {
+                images_per_s_working_size_1: beforeOne.imagesPerSecond,
+                images_per_s_working_size_2: before.imagesPerSecond,
+              }),
+        },
+        details: {
+          cpu: cpuLine(),
+          folder,
+          images,
+          batch,
+          batches: common.batches,
+          warmup_batches: common.warmup,
+          one_thread: one,
+          two_threads: two,
+          two_decoding_one_libtorch: twoOne,
+          ...(beforeOne === null || before === null
+            ? {}
+            : { working_size_one_thread: beforeOne, working_size_two_threads: before }),
+        },
+      };
+    },
+  };
+}
+
+export const folderPipeline = folderEntry(
+  "folder-pipeline",
+  { images: { images: 512, classes: 4, width: 500, height: 375, seed: 15, quality: 90 }, batch: 64, batches: 16 },
+  true,
+);
+
+export const folderPipelineLarge = folderEntry(
+  "folder-pipeline-large",
+  { images: { images: 48, classes: 4, width: 3000, height: 2000, seed: 16, quality: 90 }, batch: 16, batches: 4 },
+  false,
+);

@@ -19,7 +19,7 @@ import { dataPipeline } from "./data-pipeline.js";
 import { distScaling } from "./dist-scaling.js";
 import { embedThroughput } from "./embed-throughput.js";
 import { gpuCifarEpoch, gpuMocoCifar, gpuMocoV2R50 } from "./gpu-moco.js";
-import { folderPipeline } from "./folder-pipeline.js";
+import { folderPipeline, folderPipelineLarge } from "./folder-pipeline.js";
 import {
   PRECISIONS,
   type BenchEntry,
@@ -46,6 +46,7 @@ export const ENTRIES: readonly BenchEntry[] = [
   mocoFmnistStep,
   dataPipeline,
   folderPipeline,
+  folderPipelineLarge,
   embedThroughput,
   distScaling,
   serveLoad,

@@ -2,8 +2,8 @@
 --aug-plus) over an image folder: torchvision's ImageFolder (PIL loader) with TwoCropsTransform of
 RandomResizedCrop(224, scale=(0.2, 1)), RandomApply(ColorJitter(0.4, 0.4, 0.4, 0.1), p=0.8),
 RandomGrayscale(0.2), RandomApply(GaussianBlur([0.1, 2.0]), p=0.5) (moco/loader.py's, PIL's
-ImageFilter.GaussianBlur), RandomHorizontalFlip, ToTensor, Normalize; a DataLoader with batch 64,
-shuffle, drop_last, num_workers 0, 1 and 2 (persistent workers, torch's default of one thread each).
+ImageFilter.GaussianBlur), RandomHorizontalFlip, ToTensor, Normalize; a DataLoader with --batch
+(64), shuffle, drop_last, num_workers 0, 1 and 2 (persistent workers, torch's default of one thread each).
 Images/s of source images (each gives two views), after two warm-up batches (worker start-up)."""
 import json
 import random
@@ -16,11 +16,19 @@ from PIL import ImageFilter
 
 from bench_common import parse_args, status_mib
 
-args = parse_args(lambda p: p.add_argument("folder"))
 
-BATCH = 64
+
+def folder_options(parser):
+    parser.add_argument("folder")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--batches", type=int, default=16, help="timed batches (3 with --quick)")
+
+
+args = parse_args(folder_options)
+
+BATCH = args.batch
 WARMUP = 2
-batches = 3 if args.quick else 16
+batches = 3 if args.quick else args.batches
 
 
 class GaussianBlur:
