@@ -102,6 +102,22 @@ test("an interrupted and resumed run gives the same losses as an uninterrupted o
   const resumed = await pretrain(interrupted, { resume: first.checkpoint });
   assert.equal(resumed.steps, 16);
   assert.deepEqual(stepLosses(interrupted), reference);
+  // The log says where the run was continued from, after the steps the checkpoint had seen.
+  const records = new MetricsLog(join(interrupted.out, "metrics.jsonl")).read();
+  const at = records.findIndex((r) => r.type === "resume");
+  assert.deepEqual(
+    { ...records[at], time: undefined },
+    { type: "resume", epoch: 1, step: 11, time: undefined },
+    "one resume record",
+  );
+  assert.equal(records.filter((r) => r.type === "resume").length, 1);
+  const before = records.slice(0, at).filter((r) => r.type === "step");
+  assert.deepEqual(
+    before.map((r) => r.step),
+    Array.from({ length: 11 }, (_, i) => i + 1),
+    "steps 1–11 before it",
+  );
+  assert.equal(records[at + 1]?.step, 12, "step 12 after it");
 });
 
 test("the checkpoint has the official layout and loads in Python's torch.load", async () => {

@@ -212,6 +212,40 @@ test("writeRunReport without embeddings, a lincls folder inside the run, clear e
   assert.match(readFileSync(out, "utf8"), /class="note unavailable">run-moved: no embedding map: .*gone/);
   assert.ok(logged.some((line) => line.includes("no embedding map")));
 
+  // A resumed run: the pause before its resume record is not part of its wall time.
+  const paused = join(root, "run-paused");
+  mkdirSync(paused);
+  copyFileSync(join(runA, "config.json"), join(paused, "config.json"));
+  const lines = readFileSync(join(runA, "metrics.jsonl"), "utf8").trim().split("\n");
+  const cut = lines.findIndex((line) => (JSON.parse(line) as { type: string; epoch: number }).type === "epoch");
+  const hour = 3_600_000;
+  const later = (line: string) => {
+    const record = JSON.parse(line) as { time: string };
+    return JSON.stringify({ ...record, time: new Date(Date.parse(record.time) + hour).toISOString() });
+  };
+  const last = JSON.parse(lines[cut] as string) as { epoch: number; step: number; time: string };
+  const resume = {
+    type: "resume",
+    epoch: last.epoch,
+    step: last.step,
+    time: new Date(Date.parse(last.time) + hour).toISOString(),
+  };
+  writeFileSync(
+    join(paused, "metrics.jsonl"),
+    [...lines.slice(0, cut + 1), JSON.stringify(resume), ...lines.slice(cut + 1).map(later)].join("\n") + "\n",
+  );
+  const [original, resumed] = readRuns([runA, paused]);
+  assert.ok(original !== undefined && resumed !== undefined);
+  assert.ok(
+    original.knn.some((p) => p.epoch > last.epoch),
+    "kNN points after the pause",
+  );
+  assert.deepEqual(
+    resumed.knn.map((p) => p.minutes?.toFixed(6)),
+    original.knn.map((p) => p.minutes?.toFixed(6)),
+    "the same minutes as the run without the pause",
+  );
+
   assert.throws(() => readRuns([folder]), ReportInputError);
   assert.throws(() => readRuns([join(root, "a-knn")]), /evaluation outputs follow the run they belong to/);
   assert.throws(() => readRuns([join(root, "missing")]), /no such file or folder/);

@@ -94,7 +94,11 @@ export function knnChart(runs: readonly RunRecord[], against: "epoch" | "minutes
           x:
             against === "epoch"
               ? { field: "epoch", type: "quantitative", title: "epoch" }
-              : { field: "minutes", type: "quantitative", title: "wall time (minutes)" },
+              : {
+                  field: "minutes",
+                  type: "quantitative",
+                  title: "wall time (minutes, pauses between resumes left out)",
+                },
           y: { field: "top1", type: "quantitative", title: "kNN top-1 (%)", scale: { zero: false } },
           color: { field: "run", type: "nominal", title: "run" },
         },

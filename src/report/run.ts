@@ -29,7 +29,10 @@ export interface KnnPoint {
   top1: number;
   /** "pixels" (raw pixels), "backbone"/"head" (the encoder's features). */
   features: string;
-  /** Wall time since the run's first record, in minutes (null where the record has no time). */
+  /**
+   * Wall time since the run's first record, in minutes, without the pauses before each resume (null
+   * where the record has no time).
+   */
   minutes: number | null;
 }
 
@@ -223,7 +226,13 @@ export function readRun(dir: string): RunRecord {
   };
   const times = records.map(timeOf).filter((t): t is number => t !== null);
   const start = times.length === 0 ? null : Math.min(...times);
+  // A resume record ends a pause that began at the record before it (the log is in time order).
+  let paused = 0;
+  let last: number | null = null;
   for (const r of records) {
+    const time = timeOf(r);
+    if (r["type"] === "resume" && time !== null && last !== null) paused += Math.max(0, time - last);
+    if (time !== null) last = time;
     if (r["type"] === "step") {
       const p = stepPoint(r);
       if (p !== null) steps.push(p);
@@ -235,7 +244,7 @@ export function readRun(dir: string): RunRecord {
           step: num(r["step"]) ?? 0,
           top1,
           features: typeof r["features"] === "string" ? r["features"] : "backbone",
-          minutes: start === null || timeOf(r) === null ? null : ((timeOf(r) as number) - start) / 60000,
+          minutes: start === null || time === null ? null : (time - start - paused) / 60000,
         });
     }
   }

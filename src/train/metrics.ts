@@ -42,7 +42,19 @@ export interface KnnRecord {
   time: string;
 }
 
-export type MetricsRecord = StepRecord | EpochRecord | KnnRecord;
+/**
+ * A run continued from its checkpoint (`--resume`). What lies between the record before it and this
+ * one is a pause, not training: readers of the log leave it out of the run's time.
+ */
+export interface ResumeRecord {
+  type: "resume";
+  /** Completed epochs and the global step of the checkpoint resumed from. */
+  epoch: number;
+  step: number;
+  time: string;
+}
+
+export type MetricsRecord = StepRecord | EpochRecord | KnnRecord | ResumeRecord;
 
 export class MetricsLog {
   constructor(readonly path: string) {}

@@ -528,7 +528,10 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
   try {
     if (resumed !== null) {
       restore(state, resumed, rank, parallel?.worldSize ?? 1, progress.log, scaler);
-      if (lead) metrics.truncateAfter(state.step);
+      if (lead) {
+        metrics.truncateAfter(state.step);
+        metrics.append({ type: "resume", epoch: state.epoch, step: state.step, time: new Date().toISOString() });
+      }
       for (const record of metrics.read()) {
         if (record.type === "knn" && record.features === "pixels") knn.pixels = record.top1;
         if (record.type === "knn" && record.epoch === 0 && record.features !== "pixels") knn.random = record.top1;
