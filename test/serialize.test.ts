@@ -354,6 +354,17 @@ describe("bad input fails with a clear, catchable error", () => {
     assert.throws(() => load(path), /complex\.pt: tensor storage '0' has unsupported dtype torch\.ComplexFloatStorage/);
   });
 
+  test("an integer tensor marked requires_grad (torch.load refuses it too) is an error naming the file", () => {
+    const start = baseline();
+    const path = file("int-requires-grad.pt");
+    python("int-requires-grad", path);
+    assert.throws(
+      () => load(path),
+      /int-requires-grad\.pt: a torch\.int64 tensor marked requires_grad \(only floating-point tensors can be\)/,
+    );
+    assert.equal(liveTensors(), start, "the tensors made before the error are freed");
+  });
+
   test("a pickle that calls os.system is refused and nothing runs", () => {
     const start = baseline();
     const path = file("malicious.pt");

@@ -315,6 +315,18 @@ def cmd_complex(path):
     torch.save({"z": torch.zeros(2, dtype=torch.complex64)}, path)
 
 
+class IntRequiringGrad:
+    """An int64 tensor rebuilt with requires_grad=True: what only a damaged file holds (torch refuses it)."""
+
+    def __reduce__(self):
+        t = torch.arange(3)
+        return (torch._utils._rebuild_tensor_v2, (t.storage(), 0, (3,), (1,), True, collections.OrderedDict()))
+
+
+def cmd_int_requires_grad(path):
+    torch.save({"w": torch.zeros(2), "steps": IntRequiringGrad()}, path)
+
+
 def cmd_cuda_location(path):
     # What a checkpoint saved from GPU tensors records, without needing a GPU to write one.
     torch.serialization.location_tag = lambda storage: "cuda:0"
@@ -353,6 +365,7 @@ COMMANDS = {
     "check": cmd_check,
     "malicious": cmd_malicious,
     "complex": cmd_complex,
+    "int-requires-grad": cmd_int_requires_grad,
     "cuda-location": cmd_cuda_location,
     "no-data-pkl": cmd_no_data_pkl,
     "drop-record": cmd_drop_record,

@@ -104,17 +104,21 @@ export function unpickleCheckpoint(
       tensor = noGrad(() => storage.base.asStrided(args.size, args.stride, args.storageOffset));
       created.push(tensor);
     }
-    if (args.requiresGrad) tensor.requiresGrad_(true);
+    if (args.requiresGrad) setRequiresGrad(tensor, true);
     return tensor;
   };
 
+  /** requires_grad as saved; torch refuses it on integer tensors, which only a damaged file holds. */
+  const setRequiresGrad = (tensor: Tensor, flag: boolean): Tensor => {
+    if (flag && !DTYPES[tensor.dtype].isFloating)
+      throw new Error(
+        `${context}: a ${DTYPES[tensor.dtype].torchName} tensor marked requires_grad (only floating-point tensors can be)`,
+      );
+    return tensor.requiresGrad_(flag);
+  };
+
   try {
-    const result = unpickle<Tensor>(
-      data,
-      { rebuildTensor, setRequiresGrad: (tensor, flag) => tensor.requiresGrad_(flag) },
-      context,
-      { format },
-    );
+    const result = unpickle<Tensor>(data, { rebuildTensor, setRequiresGrad }, context, { format });
     // Views keep their storage alive; the bases nobody holds can go.
     for (const storage of storages.values()) if (!storage.handedOut) storage.base.dispose();
     return result;
