@@ -5,7 +5,8 @@
 // (WorkerReport).
 //
 // mode "decode": the crops cut while decoding (the loader's `views`, each view decoded straight to
-// 224×224), then the rest of the pipeline on tensors (applyDecoded).
+// 224×224), then the rest of the pipeline on tensors (applyDecoded), in the loader's `workers` worker
+// threads (each with one libtorch thread) or, with none, in this thread.
 // mode "working-size": the pipeline before issue #15's change, for comparison: every image decoded
 // to 256×256 (shorter side to 256, centre square), then both views cropped, resized and augmented on
 // tensors (apply).
@@ -18,8 +19,10 @@ import { peakRssMiB } from "./framework.js";
 export interface WorkerPlan {
   folder: string;
   mode: "decode" | "working-size";
-  /** libtorch threads (UV_THREADPOOL_SIZE is the parent's to set). */
+  /** libtorch threads of this thread (UV_THREADPOOL_SIZE is the parent's to set). */
   threads: number;
+  /** The loader's worker threads (mode "decode"; 0: the pipeline runs in this thread). */
+  workers: number;
   batch: number;
   warmup: number;
   batches: number;
@@ -31,6 +34,7 @@ export interface WorkerReport {
   imagesPerCpuSecond: number;
   threads: number;
   poolThreads: number;
+  workers: number;
   peakRssMiB: number;
 }
 
@@ -42,7 +46,7 @@ async function main(plan: WorkerPlan): Promise<WorkerReport> {
   const loader = new DataLoader(dataset, {
     batchSize: plan.batch,
     seed: 0,
-    ...(plan.mode === "decode" ? { views } : {}),
+    ...(plan.mode === "decode" ? { views, workers: plan.workers } : {}),
   });
   let done = 0;
   let start = 0;
@@ -63,6 +67,7 @@ async function main(plan: WorkerPlan): Promise<WorkerReport> {
   }
   const seconds = (performance.now() - start) / 1000;
   const cpu = process.cpuUsage(cpu0);
+  await loader.close();
   dataset.dispose();
   const images = plan.batches * plan.batch;
   return {
@@ -70,6 +75,7 @@ async function main(plan: WorkerPlan): Promise<WorkerReport> {
     imagesPerCpuSecond: images / ((cpu.user + cpu.system) / 1e6),
     threads: getNumThreads(),
     poolThreads: Number(process.env.UV_THREADPOOL_SIZE ?? 4),
+    workers: loader.workers,
     peakRssMiB: peakRssMiB(),
   };
 }

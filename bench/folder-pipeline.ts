@@ -6,18 +6,22 @@
 //   v2's scale 0.2–1 at 224 shrinks 3× or more there, so each image is decoded reduced (JPEG
 //   shrink-on-load) before its crops are cut; torchvision decodes it in full.
 //
-// Ours: the loader with the crops cut while decoding (each view decoded straight to 224×224 with
-// sharp), then the rest of MoCo v2's augmentation on tensors. How it parallelises: libuv's thread
-// pool decodes (UV_THREADPOOL_SIZE, one image per thread), the JS thread runs the tensor steps on
-// libtorch's threads. "N threads" is both at N, in a process of its own (bench/folder-pipeline-worker.ts).
+// Ours: the loader with the crops cut while decoding (each image decoded once with sharp, its two
+// crops cut and resized with libtorch), then the rest of MoCo v2's augmentation on tensors. How it
+// parallelises: libuv's thread pool decodes (UV_THREADPOOL_SIZE, one image per thread); the crops and
+// the tensor steps run in the loader's worker threads (one libtorch thread each), or without workers
+// in the loader's own thread on libtorch's threads. Each measurement in a process of its own
+// (bench/folder-pipeline-worker.ts).
 // Python: torchvision's ImageFolder + DataLoader with the official TwoCropsTransform and v2
 // augmentation on PIL images, num_workers 0, 1 and 2 (bench/py/folder-pipeline.py).
 //
-// Rows: ours at 1 thread next to 0 workers (everything in the main process) and next to 1 worker;
-// ours at 2 threads next to 2 workers; ours alone with 2 decoding threads and 1 libtorch thread; and,
-// on the 500×375 folder, ours alone at 1 and 2 threads with the pipeline as it was before the change
-// (every image decoded to 256×256, the centre square, views cropped on tensors).
-// The JSON adds each run's images per CPU-second (all threads), which background load moves less.
+// Rows: ours without workers at 1 thread (1 decoding, 1 libtorch) next to num_workers=0 (everything
+// in the main process); ours with 1 and 2 workers (and as many decoding threads) next to 1 and 2
+// DataLoader workers; ours without workers at 2 threads; and, on the 500×375 folder, ours at 1 and 2
+// threads with the pipeline of before session 4 (every image decoded to 256×256, the centre square,
+// views cropped on tensors). Ours with N workers may use N cores besides its decoding threads, as a
+// DataLoader worker decodes in its own process: the JSON has each run's images per CPU-second (all
+// threads), which background load also moves less.
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -92,15 +96,15 @@ const THROUGHPUT = { unit: "images/s", better: "higher", digits: 1 } as const;
 
 /** The rows both folders show. */
 const COMMON_METRICS: MetricSpec[] = [
-  { key: "images_per_s_w0", label: "ours 1 thread vs DataLoader num_workers=0", ...THROUGHPUT, informational: true },
-  { key: "images_per_s_1", label: "ours 1 thread vs num_workers=1", ...THROUGHPUT, target: 1.0 },
-  { key: "images_per_s_2", label: "ours 2 threads vs num_workers=2", ...THROUGHPUT, target: 1.0 },
   {
-    key: "images_per_s_2_decoding_1",
-    label: "ours 2 decoding threads + 1 libtorch thread",
+    key: "images_per_s_w0",
+    label: "ours, no workers, 1 thread vs DataLoader num_workers=0",
     ...THROUGHPUT,
-    oursOnly: true,
+    informational: true,
   },
+  { key: "images_per_s_1", label: "ours 1 worker vs num_workers=1", ...THROUGHPUT, target: 1.0 },
+  { key: "images_per_s_2", label: "ours 2 workers vs num_workers=2", ...THROUGHPUT, target: 1.0 },
+  { key: "images_per_s_in_thread_2", label: "ours, no workers, 2 threads", ...THROUGHPUT, oursOnly: true },
 ];
 
 /** The rows of the pipeline as it was before cutting crops while decoding (the 500×375 folder only). */
@@ -134,19 +138,19 @@ function folderEntry(name: string, plan: FolderPlan, withBefore: boolean): Bench
     },
     runOurs({ quick }) {
       const common = { folder, batch, warmup: 2, batches: quick ? 3 : plan.batches };
-      // Alternating the two pipelines, so that a change of background load hits both alike.
-      const one = runWorker({ ...common, mode: "decode", threads: 1 }, 1);
-      const beforeOne = withBefore ? runWorker({ ...common, mode: "working-size", threads: 1 }, 1) : null;
-      const two = runWorker({ ...common, mode: "decode", threads: 2 }, 2);
-      const before = withBefore ? runWorker({ ...common, mode: "working-size", threads: 2 }, 2) : null;
-      // Decoding on 2 pool threads while the tensor steps keep to 1: no libtorch thread waits for a core.
-      const twoOne = runWorker({ ...common, mode: "decode", threads: 1 }, 2);
+      // Alternating the pipelines, so that a change of background load hits them alike.
+      const inThread = runWorker({ ...common, mode: "decode", threads: 1, workers: 0 }, 1);
+      const beforeOne = withBefore ? runWorker({ ...common, mode: "working-size", threads: 1, workers: 0 }, 1) : null;
+      const one = runWorker({ ...common, mode: "decode", threads: 1, workers: 1 }, 1);
+      const two = runWorker({ ...common, mode: "decode", threads: 1, workers: 2 }, 2);
+      const before = withBefore ? runWorker({ ...common, mode: "working-size", threads: 2, workers: 0 }, 2) : null;
+      const inThreadTwo = runWorker({ ...common, mode: "decode", threads: 2, workers: 0 }, 2);
       return {
         values: {
-          images_per_s_w0: one.imagesPerSecond,
+          images_per_s_w0: inThread.imagesPerSecond,
           images_per_s_1: one.imagesPerSecond,
           images_per_s_2: two.imagesPerSecond,
-          images_per_s_2_decoding_1: twoOne.imagesPerSecond,
+          images_per_s_in_thread_2: inThreadTwo.imagesPerSecond,
           ...(beforeOne === null || before === null
             ? {}
             : {
@@ -161,9 +165,10 @@ function folderEntry(name: string, plan: FolderPlan, withBefore: boolean): Bench
           batch,
           batches: common.batches,
           warmup_batches: common.warmup,
-          one_thread: one,
-          two_threads: two,
-          two_decoding_one_libtorch: twoOne,
+          no_workers_one_thread: inThread,
+          one_worker: one,
+          two_workers: two,
+          no_workers_two_threads: inThreadTwo,
           ...(beforeOne === null || before === null
             ? {}
             : { working_size_one_thread: beforeOne, working_size_two_threads: before }),

@@ -163,9 +163,11 @@ test("unknown flags and commands get a suggestion", () => {
     /--color-jitter must be >= 0, got -1/,
   );
   assert.deepEqual(pretrainPlan(["--color-jitter", "0.8"]).config.colorJitter, 0.8);
+  assert.equal(pretrainPlan(["-j", "3"]).config.workers, 3);
+  assert.equal(pretrainPlan(["--workers", "none"]).config.workers, null);
   assert.match(
-    failure(() => pretrainPlan(["-j", "8"])),
-    /unknown option '-j': moco-ts has no data-loading workers/,
+    failure(() => pretrainPlan(["--workers", "-1"])),
+    /--workers must be >= 0, got -1/,
   );
   assert.match(
     failure(() => pretrainPlan(["--world-size", "2"])),

@@ -50,11 +50,16 @@ function stepLosses(out: string): Map<number, number> {
 }
 
 /** Live processes whose parent is `pid`. */
+/**
+ * The launcher's worker processes (`moco pretrain` children; not e.g. the esbuild service tsx starts
+ * when it compiles a file late, which a loaded machine showed once).
+ */
 function childrenOf(pid: number): number[] {
-  const result = spawnSync("ps", ["-o", "pid=", "--ppid", String(pid)], { encoding: "utf8" });
+  const result = spawnSync("ps", ["-o", "pid=,args=", "--ppid", String(pid)], { encoding: "utf8" });
   return result.stdout
     .split("\n")
-    .map((s) => Number(s.trim()))
+    .filter((line) => / pretrain( |$)/.test(line))
+    .map((line) => Number(line.trim().split(/\s+/)[0]))
     .filter((n) => n > 0);
 }
 

@@ -70,6 +70,10 @@ test("arguments are validated before they reach libtorch", () => {
     () => F.interpolate(randn([1, 1, 4, 4]), { size: 8, scaleFactor: 2 }),
     /exactly one of size and scaleFactor/,
   );
+  expectError(
+    () => F.interpolate(randn([1, 1, 4, 4]), { size: 2, mode: "nearest", antialias: true }),
+    /^interpolate: antialias only applies to bilinear mode/,
+  );
   expectError(() => tensor([[1, 2], [3]]), /^tensor: ragged nested array/);
 });
 

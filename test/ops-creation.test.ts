@@ -1,5 +1,6 @@
 // Creation, conversion, metadata, RNG streams and runtime settings, checked against PyTorch.
 import assert from "node:assert/strict";
+import { Worker } from "node:worker_threads";
 import { describe, it } from "node:test";
 import * as torch from "../src/torch/index.js";
 import { crossCheck, op, runPython, assertMatchesPython, type PyValue } from "./helpers/pytorch.js";
@@ -420,5 +421,38 @@ describe("runtime: thread count", () => {
   it("rejects invalid counts", () => {
     assert.throws(() => torch.setNumThreads(0), /setNumThreads/);
     assert.throws(() => torch.setNumThreads(1.5), /setNumThreads/);
+    assert.throws(() => torch.setThreadNumThreads(0), /setThreadNumThreads/);
+  });
+  it("setThreadNumThreads in a worker thread sets that thread's count only (the loader's workers)", async () => {
+    const original = torch.getNumThreads();
+    torch.setNumThreads(2);
+    try {
+      // The worker runs the TypeScript sources through tsx's loader, registered in it first.
+      const api = import.meta.resolve("tsx/esm/api");
+      const runtime = new URL("../src/torch/index.ts", import.meta.url).href;
+      const code = `
+        const { parentPort } = require("node:worker_threads");
+        import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(runtime)}); }).then((torch) => {
+          const before = torch.getNumThreads();
+          const changed = torch.setThreadNumThreads(1);
+          const sum = torch.scope(() => torch.ones([64, 64]).mm(torch.ones([64, 64])).sum().item());
+          parentPort.postMessage({ before, changed, after: torch.getNumThreads(), sum });
+        });`;
+      const worker = new Worker(code, { eval: true });
+      const report = await new Promise<{ before: number; changed: boolean; after: number; sum: number }>(
+        (resolve, reject) => {
+          worker.once("message", resolve);
+          worker.once("error", reject);
+        },
+      );
+      await worker.terminate();
+      assert.equal(report.before, 2); // a new thread starts from the process-wide count
+      assert.equal(report.changed, true); // Debian's libtorch: the OpenMP backend
+      assert.equal(report.after, 1);
+      assert.equal(report.sum, 64 * 64 * 64);
+      assert.equal(torch.getNumThreads(), 2); // this thread's count is untouched
+    } finally {
+      torch.setNumThreads(original);
+    }
   });
 });

@@ -434,6 +434,27 @@ crossCheck("nn: interpolate, gridSample, affineGrid, pad", [
     grad: ["x"],
   }),
   op({
+    name: "interpolate bilinear antialias, shrinking",
+    expr: "F.interpolate(x, size=(3, 2), mode='bilinear', align_corners=False, antialias=True)",
+    inputs: { x: small },
+    ours: ({ x }) => F.interpolate(x, { size: [3, 2], mode: "bilinear", antialias: true }),
+    grad: ["x"],
+  }),
+  op({
+    name: "interpolate bilinear antialias, one axis grows, one shrinks",
+    expr: "F.interpolate(x, size=(11, 2), mode='bilinear', align_corners=False, antialias=True)",
+    inputs: { x: small },
+    ours: ({ x }) => F.interpolate(x, { size: [11, 2], mode: "bilinear", antialias: true }),
+    grad: ["x"],
+  }),
+  op({
+    name: "interpolate bilinear antialias, scale factor",
+    expr: "F.interpolate(x, scale_factor=(0.7, 0.45), mode='bilinear', align_corners=False, antialias=True)",
+    inputs: { x: small },
+    ours: ({ x }) => F.interpolate(x, { scaleFactor: [0.7, 0.45], mode: "bilinear", antialias: true }),
+    grad: ["x"],
+  }),
+  op({
     name: "interpolate nearest size",
     expr: "F.interpolate(x, size=(10, 4), mode='nearest')",
     inputs: { x: small },

@@ -136,6 +136,20 @@ crossCheck("shape: indexing and masking", [
     grad: ["m"],
   }),
   op({
+    name: "indexCopy",
+    expr: "b.index_copy(1, torch.tensor([3, 0]), s)",
+    inputs: { b: torch.randn([2, 5, 3]), s: torch.randn([2, 2, 3]) },
+    ours: ({ b, s }) => b.indexCopy(1, torch.tensor([3, 0]), s),
+    grad: ["b", "s"],
+  }),
+  op({
+    name: "indexCopy_",
+    expr: "b.clone().index_copy_(0, torch.tensor([1]), s)",
+    inputs: { b: torch.randn([2, 5, 3]), s: torch.randn([1, 5, 3]) },
+    ours: ({ b, s }) => b.clone().indexCopy_(0, torch.tensor([1]), s),
+    grad: ["b", "s"],
+  }),
+  op({
     name: "scatterAdd",
     expr: "torch.zeros(3, 5).scatter_add(0, i, s)",
     inputs: { i: scatterIdx, s: torch.randn([2, 5]) },

@@ -41,6 +41,12 @@ Napi::Value upsampleBilinear2d(Args& a) {
   std::vector<int64_t> size{a.i64(1), a.i64(2)};
   return a.ret(at::upsample_bilinear2d(a.t(0), size, a.b(3), a.optF64(4), a.optF64(5)));
 }
+// (input, outH, outW, alignCorners, scaleH | null, scaleW | null): F.interpolate's antialias=True,
+// the resampling torchvision matches to PIL's (a triangle filter widened by the factor when shrinking).
+Napi::Value upsampleBilinear2dAA(Args& a) {
+  std::vector<int64_t> size{a.i64(1), a.i64(2)};
+  return a.ret(at::_upsample_bilinear2d_aa(a.t(0), size, a.b(3), a.optF64(4), a.optF64(5)));
+}
 // (input, outH, outW, scaleH | null, scaleW | null)
 Napi::Value upsampleNearest2d(Args& a) {
   std::vector<int64_t> size{a.i64(1), a.i64(2)};
@@ -83,6 +89,7 @@ void registerNn(Napi::Env env, Napi::Object exports) {
   def(env, exports, "mseLoss", mseLoss);
   def(env, exports, "dropout", dropout);
   def(env, exports, "upsampleBilinear2d", upsampleBilinear2d);
+  def(env, exports, "upsampleBilinear2dAA", upsampleBilinear2dAA);
   def(env, exports, "upsampleNearest2d", upsampleNearest2d);
   def(env, exports, "gridSample", gridSample);
   def(env, exports, "affineGrid", affineGrid);

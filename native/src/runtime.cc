@@ -8,6 +8,10 @@
 
 #include "args.h"
 
+// OpenMP's thread count, which belongs to the calling thread: weak, so that a libtorch whose
+// parallel backend is not OpenMP (no libgomp loaded) still loads the addon.
+extern "C" void omp_set_num_threads(int) __attribute__((weak));
+
 namespace moco {
 
 namespace {
@@ -48,6 +52,21 @@ Napi::Value setNumThreads(Args& a) {
   return a.undefined();
 }
 Napi::Value getNumThreads(Args& a) { return Napi::Number::New(a.env(), at::get_num_threads()); }
+// Intra-op threads for the ops this thread calls, and no other thread's (a loader worker thread:
+// at::set_num_threads would also set the process-wide count and thread pools while the training
+// thread computes). With OpenMP, libtorch's count is the calling thread's OpenMP count once the
+// thread has initialised it from the process-wide one, which at::get_num_threads() does first.
+// Returns false where that is not so (another parallel backend): nothing changed.
+Napi::Value setThreadNumThreads(Args& a) {
+  int64_t n = a.i64(0);
+  if (n < 1) throw ArgError("thread count must be at least 1, got " + std::to_string(n));
+  bool openmp = omp_set_num_threads != nullptr &&
+                at::get_parallel_info().find("parallel backend: OpenMP") != std::string::npos;
+  if (!openmp) return Napi::Boolean::New(a.env(), false);
+  at::get_num_threads();
+  omp_set_num_threads(static_cast<int>(n));
+  return Napi::Boolean::New(a.env(), true);
+}
 
 Napi::Value dispose(Args& a) {
   releaseHolder(a.env(), a.holder(0));
@@ -79,6 +98,7 @@ void registerRuntime(Napi::Env env, Napi::Object exports) {
   def(env, exports, "setRngState", setRngState);
   def(env, exports, "setNumThreads", setNumThreads);
   def(env, exports, "getNumThreads", getNumThreads);
+  def(env, exports, "setThreadNumThreads", setThreadNumThreads);
   def(env, exports, "dispose", dispose);
   def(env, exports, "isDisposed", isDisposed);
   def(env, exports, "liveTensors", liveTensors);

@@ -24,6 +24,13 @@ Napi::Value gather(Args& a) { return a.ret(a.t(0).gather(a.i64(1), a.t(2))); }
 Napi::Value scatter(Args& a) {
   return a.ret(a.isTensor(3) ? a.t(0).scatter(a.i64(1), a.t(2), a.t(3)) : a.t(0).scatter(a.i64(1), a.t(2), a.scalar(3)));
 }
+// (self, dim, index, source): out-of-place index_copy, whole slices copied (scatter goes element by element).
+Napi::Value indexCopy(Args& a) { return a.ret(a.t(0).index_copy(a.i64(1), a.t(2), a.t(3))); }
+Napi::Value indexCopy_(Args& a) {
+  at::Tensor self = a.t(0);
+  self.index_copy_(a.i64(1), a.t(2), a.t(3));
+  return a.undefined();
+}
 Napi::Value scatterAdd(Args& a) { return a.ret(a.t(0).scatter_add(a.i64(1), a.t(2), a.t(3))); }
 Napi::Value maskedFill(Args& a) {
   return a.ret(a.isTensor(2) ? a.t(0).masked_fill(a.t(1), a.t(2)) : a.t(0).masked_fill(a.t(1), a.scalar(2)));
@@ -71,6 +78,8 @@ void registerShape(Napi::Env env, Napi::Object exports) {
   def(env, exports, "indexSelect", indexSelect);
   def(env, exports, "gather", gather);
   def(env, exports, "scatter", scatter);
+  def(env, exports, "indexCopy", indexCopy);
+  def(env, exports, "indexCopy_", indexCopy_);
   def(env, exports, "scatterAdd", scatterAdd);
   def(env, exports, "maskedFill", maskedFill);
   def(env, exports, "maskedSelect", maskedSelect);

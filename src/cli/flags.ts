@@ -117,9 +117,9 @@ export interface ParsedFlags {
 
 /** main_moco.py / main_lincls.py flags that have no one-to-one counterpart here: what to use instead. */
 const OFFICIAL_HINTS: Readonly<Record<string, string>> = {
-  j: "moco-ts has no data-loading workers (images decode on libuv's thread pool, UV_THREADPOOL_SIZE); --threads sets libtorch's threads",
+  j: "only moco pretrain has loader workers (--workers); here images decode on libuv's thread pool (UV_THREADPOOL_SIZE) and --threads sets libtorch's threads",
   workers:
-    "moco-ts has no data-loading workers (images decode on libuv's thread pool, UV_THREADPOOL_SIZE); --threads sets libtorch's threads",
+    "only moco pretrain has loader workers (--workers); here images decode on libuv's thread pool (UV_THREADPOOL_SIZE) and --threads sets libtorch's threads",
   gpu: "use --device cuda:N",
   "start-epoch": "use --resume CHECKPOINT (the epoch is read from it)",
   "dist-url": "several processes: --nproc-per-node, --nnodes, --node-rank, --master-addr, --master-port",

@@ -78,6 +78,17 @@ export interface CropView {
 }
 
 /**
+ * Image files to cut training crops from (CropDecoding.cropSources): plain data, so that a worker
+ * thread (the loader's `workers`) decodes them as well as the thread that listed them.
+ */
+export interface CropSources {
+  files: string[];
+  /** Each file's size as decoded, [height, width]: the size its boxes were drawn on. */
+  sizes: [number, number][];
+  channels: 1 | 3;
+}
+
+/**
  * What a dataset decoded on the fly offers when it can cut and resize crops while decoding (image
  * folders): the loader's `views` option then decodes each training view straight to its final size.
  */
@@ -85,16 +96,20 @@ export interface CropDecoding {
   /** Each image's size as decoded, [height, width] (before any working size). */
   imageSizes(indices: Indices): Promise<[number, number][]>;
   /**
-   * Per view, a new uint8 tensor [B, C, h, w]: each image's box cut from it as decoded, resized to
-   * [h, w] = `size`, and mirrored where flagged.
+   * Per view, a new float32 tensor [B, C, h, w] of values in [0, 1]: each image's box cut from it
+   * as decoded, resized to [h, w] = `size`, and mirrored where flagged.
    */
   decodeCrops(indices: Indices, views: readonly CropView[], size: readonly [number, number]): Promise<Tensor[]>;
+  /** The files behind these images, for a worker thread to decode their crops (decodeFileCrops). */
+  cropSources(indices: Indices): Promise<CropSources>;
 }
 
 /** Whether a dataset cuts crops while decoding (CropDecoding). */
 export function decodesCrops(dataset: ImageDataset): dataset is ImageDataset & CropDecoding {
   const d = dataset as Partial<CropDecoding>;
-  return typeof d.imageSizes === "function" && typeof d.decodeCrops === "function";
+  return (
+    typeof d.imageSizes === "function" && typeof d.decodeCrops === "function" && typeof d.cropSources === "function"
+  );
 }
 
 export function checkSubsetSize(n: number, length: number, what: string): number {

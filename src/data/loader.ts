@@ -7,7 +7,11 @@
 // decodes every view's crops straight to the output size. The draws are made in batch order (each
 // batch's after the previous one's), whatever order the reads complete in, so a run draws the same
 // parameters however the decoding is timed.
+//
+// Workers (`workers`, with views on an image folder): each batch is decoded, cut and augmented in a
+// worker thread (augment-workers.ts) and arrives with its views finished; the draws stay here.
 import { fromTypedArray, scope, type Tensor } from "../torch/index.js";
+import { AugmentWorkers } from "./augment-workers.js";
 import type { DecodedViews, TwoViewAugment } from "./augment/two-view.js";
 import { decodesCrops, type ImageDataset } from "./dataset.js";
 import { Random } from "./random.js";
@@ -31,6 +35,13 @@ export interface LoaderOptions {
    * `views.apply` to `images`).
    */
   views?: TwoViewAugment;
+  /**
+   * With `views` on a dataset that cuts crops while decoding: worker threads that decode, cut and
+   * augment whole batches (PyTorch's num_workers); their batches carry views already applied. Up to
+   * max(prefetch, workers + 1) batches are then in flight. 0 (default): decoding on libuv's pool and
+   * the rest on the caller's thread (`views.applyDecoded`). Ignored elsewhere. Call close() when done.
+   */
+  workers?: number;
 }
 
 /** The dataset indices an epoch visits, in order; the loader cuts them into batches. */
@@ -86,6 +97,9 @@ export class DataLoader {
   readonly sampler: Sampler | null;
   /** The views cut while decoding, or null (the dataset's batches as they are). */
   readonly views: TwoViewAugment | null;
+  /** Worker threads that augment batches (0: none; always 0 without views cut while decoding). */
+  readonly workers: number;
+  #pool: AugmentWorkers | null = null;
 
   constructor(dataset: ImageDataset, options: LoaderOptions) {
     const { batchSize } = options;
@@ -105,6 +119,11 @@ export class DataLoader {
     this.prefetch = prefetch;
     this.sampler = options.sampler ?? null;
     this.views = options.views !== undefined && decodesCrops(dataset) ? options.views : null;
+    const workers = options.workers ?? 0;
+    if (!Number.isSafeInteger(workers) || workers < 0) {
+      throw new RangeError(`DataLoader: workers must be a non-negative integer, got ${String(options.workers)}`);
+    }
+    this.workers = this.views === null ? 0 : workers;
     if (this.batchesPerEpoch === 0) {
       throw new RangeError(
         `DataLoader: ${dataset.name} has ${this.sampler === null ? "" : "a sampler of "}${this.sampler?.length ?? dataset.length} images, ` +
@@ -155,6 +174,22 @@ export class DataLoader {
     }
     const sizes = dataset.imageSizes(list);
     const params = Promise.all([sizes, drawnBefore]).then(([s]) => views.sampleForDecoding(s));
+    const pool = this.#pool;
+    if (pool !== null) {
+      const batch = this.assemble(list, epoch, step, async () => {
+        const [p, sources] = await Promise.all([params, dataset.cropSources(list)]);
+        const { outputSize, config } = views.augment;
+        const { query, key } = await pool.run({
+          sources,
+          query: p.query,
+          key: p.key,
+          size: [outputSize[0], outputSize[1]],
+          settings: { outputSize, normalize: config.normalize },
+        });
+        return { images: query, views: { query, key, params: p, applied: true } };
+      });
+      return { batch, drawn: params.catch(() => {}) };
+    }
     const batch = this.assemble(list, epoch, step, async () => {
       const p = await params;
       const [query, key] = (await dataset.decodeCrops(list, [p.query, p.key], views.augment.outputSize)) as [
@@ -194,6 +229,7 @@ export class DataLoader {
     // Validated here, at the call, rather than at the first next() of the generator.
     const order = this.order(epoch);
     const total = this.batchesPerEpoch;
+    if (this.workers > 0) this.#pool ??= new AugmentWorkers(this.workers);
     const start = options.startStep ?? 0;
     if (!Number.isSafeInteger(start) || start < 0 || start > total) {
       throw new RangeError(`DataLoader.batches: startStep must be in [0, ${total}], got ${String(options.startStep)}`);
@@ -211,8 +247,9 @@ export class DataLoader {
     const pending: Promise<Batch>[] = [];
     // The previous batch's draws (views): each batch draws after it, in batch order.
     let drawn: Promise<unknown> = Promise.resolve();
+    const inFlight = this.#pool === null ? this.prefetch : Math.max(this.prefetch, this.workers + 1);
     const launch = () => {
-      while (pending.length < this.prefetch && next < total) {
+      while (pending.length < inFlight && next < total) {
         const loading = this.load(order, epoch, next++, drawn);
         drawn = loading.drawn;
         loading.batch.catch(() => {}); // rejections surface when awaited below, not as unhandled ones
@@ -233,5 +270,12 @@ export class DataLoader {
           () => {},
         );
     }
+  }
+
+  /** Stops the worker threads (if any); batches still being read are dropped. The loader can start them again. */
+  async close(): Promise<void> {
+    const pool = this.#pool;
+    this.#pool = null;
+    await pool?.close();
   }
 }

@@ -237,6 +237,12 @@ export interface InterpolateOptions {
   scaleFactor?: number | readonly [number, number];
   mode?: "nearest" | "bilinear";
   alignCorners?: boolean;
+  /**
+   * Bilinear only: when shrinking, widen the triangle filter by the factor so that every input
+   * pixel contributes (PyTorch's antialias=True; PIL's BILINEAR resize, within a level on uint8).
+   * Enlarging axes are interpolated as without it.
+   */
+  antialias?: boolean;
 }
 
 /** F.interpolate for 4-d input; with scaleFactor the kernel uses the given scale, as PyTorch does. */
@@ -262,8 +268,12 @@ export function interpolate(input: Tensor, options: InterpolateOptions): Tensor 
     scales = [sh, sw];
   }
   if (mode === "bilinear") {
-    return new Tensor(native.upsampleBilinear2d(x.handle, outH, outW, options.alignCorners ?? false, ...scales));
+    const args = [x.handle, outH, outW, options.alignCorners ?? false, ...scales] as const;
+    return new Tensor(
+      options.antialias === true ? native.upsampleBilinear2dAA(...args) : native.upsampleBilinear2d(...args),
+    );
   }
+  if (options.antialias === true) throw new TypeError(`${op}: antialias only applies to bilinear mode`);
   if (mode === "nearest") {
     if (options.alignCorners !== undefined) throw new TypeError(`${op}: alignCorners only applies to bilinear mode`);
     return new Tensor(native.upsampleNearest2d(x.handle, outH, outW, ...scales));

@@ -65,6 +65,7 @@ export {
   liveTensors,
   manualSeed,
   setNumThreads,
+  setThreadNumThreads,
   setRngState,
 } from "./runtime.js";
 export * as F from "./functional.js";

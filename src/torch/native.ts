@@ -69,6 +69,8 @@ export interface NativeBinding {
   indexSelect(self: H, dim: number, index: H): H;
   gather(self: H, dim: number, index: H): H;
   scatter(self: H, dim: number, index: H, src: H | Scalar): H;
+  indexCopy(self: H, dim: number, index: H, source: H): H;
+  indexCopy_(self: H, dim: number, index: H, source: H): void;
   scatterAdd(self: H, dim: number, index: H, src: H): H;
   maskedFill(self: H, mask: H, value: H | Scalar): H;
   maskedSelect(self: H, mask: H): H;
@@ -200,6 +202,14 @@ export interface NativeBinding {
     scaleH: number | null,
     scaleW: number | null,
   ): H;
+  upsampleBilinear2dAA(
+    input: H,
+    outH: number,
+    outW: number,
+    alignCorners: boolean,
+    scaleH: number | null,
+    scaleW: number | null,
+  ): H;
   upsampleNearest2d(input: H, outH: number, outW: number, scaleH: number | null, scaleW: number | null): H;
   gridSample(input: H, grid: H, mode: number, padding: number, alignCorners: boolean): H;
   affineGrid(theta: H, size: Ints, alignCorners: boolean): H;
@@ -226,6 +236,7 @@ export interface NativeBinding {
   setRngState(state: H): void;
   setNumThreads(n: number): void;
   getNumThreads(): number;
+  setThreadNumThreads(n: number): boolean;
   dispose(self: H): void;
   /** Reports the tensor's bytes to V8 as external memory (for tensors left to the GC safety net). */
   accountExternalMemory(self: H): void;

@@ -32,6 +32,17 @@ export function getNumThreads(): number {
   return native.getNumThreads();
 }
 
+/**
+ * libtorch's intra-op threads for the ops called from this JS thread only (a worker thread's own
+ * count, leaving the process-wide setNumThreads as it is). With libtorch's OpenMP backend (Debian's,
+ * pytorch.org's) the count is per calling thread; returns false, changing nothing, with another.
+ */
+export function setThreadNumThreads(n: number): boolean {
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new RangeError(`setThreadNumThreads: expected an integer >= 1, got ${n}`);
+  return native.setThreadNumThreads(n);
+}
+
 /** Native tensors not yet freed (disposed or collected). Tests use it to prove nothing leaks. */
 export function liveTensors(): number {
   return native.liveTensors();

@@ -435,6 +435,29 @@ export class Tensor implements ScopedResource {
       native.scatter(this.handle, checkInt(dim, "dim", op), checkTensor(index, "index", op).handle, operand(src, op)),
     );
   }
+  /** A copy of this tensor with the slices `index` along `dim` replaced by `source`'s, in order (index_copy). */
+  indexCopy(dim: number, index: Tensor, source: Tensor): Tensor {
+    const op = "indexCopy";
+    return new Tensor(
+      native.indexCopy(
+        this.handle,
+        checkInt(dim, "dim", op),
+        checkTensor(index, "index", op).handle,
+        checkTensor(source, "source", op).handle,
+      ),
+    );
+  }
+  /** indexCopy in place. */
+  indexCopy_(dim: number, index: Tensor, source: Tensor): this {
+    const op = "indexCopy_";
+    native.indexCopy_(
+      this.handle,
+      checkInt(dim, "dim", op),
+      checkTensor(index, "index", op).handle,
+      checkTensor(source, "source", op).handle,
+    );
+    return this;
+  }
   scatterAdd(dim: number, index: Tensor, src: Tensor): Tensor {
     const op = "scatterAdd";
     return new Tensor(

@@ -82,6 +82,12 @@ export const pretrainConfigSchema = z
     // run
     seed: z.number().int().nonnegative(),
     threads: positiveInt.nullable(),
+    /**
+     * Loader worker threads that decode and augment image-folder batches (PyTorch's --workers); 0: in
+     * the training thread; null: auto (loaderWorkers). Other datasets are augmented in the training
+     * thread whatever it says. Absent in older checkpoints: auto.
+     */
+    workers: z.number().int().nonnegative().nullable().default(null),
     /** Where the network runs, named as in PyTorch; absent in checkpoints older than the option: the CPU. */
     device: z
       .string()
@@ -131,6 +137,7 @@ const COMMON = {
   printFreq: 10,
   seed: 0,
   threads: null,
+  workers: null,
   device: "cpu",
   precision: "auto",
   channelsLast: "auto",

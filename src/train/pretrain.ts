@@ -439,6 +439,14 @@ function savedSubset(checkpoint: string): SubsetRecord | null {
   return Array.isArray(record.indices) && typeof record.of === "number" ? record : null;
 }
 
+/**
+ * The loader workers `--workers` auto gives a process with `cores` cores: one per core but the
+ * training thread's, at least one, at most 8 (each holds a batch of float views in flight).
+ */
+export function loaderWorkers(cores: number): number {
+  return Math.min(8, Math.max(1, cores - 1));
+}
+
 /** Runs (or resumes) MoCo pretraining as configured; the run folder gets config, metrics and checkpoints. */
 export async function pretrain(config: PretrainConfig, options: PretrainOptions = {}): Promise<PretrainResult> {
   const started = Date.now();
@@ -447,7 +455,8 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
   const lead = rank === 0;
   const progress = lead ? (options.progress ?? silentProgress) : silentProgress;
   // Processes on one machine share its cores.
-  const threads = config.threads ?? Math.max(1, Math.floor(availableParallelism() / (parallel?.localWorldSize ?? 1)));
+  const cores = Math.max(1, Math.floor(availableParallelism() / (parallel?.localWorldSize ?? 1)));
+  const threads = config.threads ?? cores;
   setNumThreads(threads);
   const resumePath = options.resume === undefined ? null : resolveResume(options.resume, config.out);
   if (lead) {
@@ -496,11 +505,13 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
     data.augment,
     rank === 0 ? { seed: config.seed } : { rng: new Random(config.seed, rank) },
   );
-  // Image folders cut both views while decoding, each crop drawn on the image's own size.
+  // Image folders cut both views while decoding, each crop drawn on the image's own size, in the
+  // loader's worker threads.
   const loader = new DataLoader(data.train, {
     batchSize: layout.batchSize,
     seed: config.seed,
     views,
+    workers: config.workers ?? loaderWorkers(cores),
     ...(parallel === undefined ? {} : { sampler: parallel.sampler(data.train.length, config.seed) }),
   });
   const state = new TrainingState<RandomState>(model, optimizer, { augment: views });
@@ -515,6 +526,7 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
     { stepsPerEpoch, totalSteps },
     threads,
     precision,
+    loader.workers,
   );
   if (lead) {
     for (const line of formatHeader(header)) progress.log(line);
@@ -640,6 +652,7 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
     if (lead) writeJsonAtomic(join(config.out, "summary.json"), summary, "pretrain");
     return summary;
   } finally {
+    await loader.close();
     progress.done();
     if (resumed !== null) disposeCheckpoint(resumed);
     optimizer.dispose();

@@ -29,6 +29,8 @@ export interface RunHeader {
   method: { dim: number; K: number; m: number; T: number; mlp: boolean; symmetric: boolean; bnSplits: number };
   schedule: { batchSize: number; epochs: number; stepsPerEpoch: number; totalSteps: number };
   threads: number;
+  /** Loader worker threads decoding and augmenting batches (0: in the training thread). */
+  workers: number;
   device: string;
   /** The compute precision when the configuration has one. */
   precision: string | null;
@@ -63,6 +65,8 @@ export function pretrainHeader(
   threads: number,
   /** What `--precision`/`--channels-last` resolved to on this machine (else the setting is shown). */
   resolved?: ResolvedPrecision,
+  /** The loader's worker threads (DataLoader.workers). */
+  workers = 0,
 ): RunHeader {
   // The precision is another option's (config.precision when present); the header only reports it.
   const setting = (config as { precision?: unknown }).precision;
@@ -97,6 +101,7 @@ export function pretrainHeader(
     },
     schedule: { batchSize: config.batchSize, epochs: config.epochs, ...steps },
     threads,
+    workers,
     device: config.device,
     precision,
   };
@@ -125,7 +130,8 @@ export function formatHeader(h: RunHeader): string[] {
       `${m.symmetric ? "symmetric loss, " : ""}BN splits ${m.bnSplits}`,
     `schedule: batch ${h.schedule.batchSize}, ${h.schedule.stepsPerEpoch} steps per epoch, ${h.schedule.epochs} epoch(s), ` +
       `${count(h.schedule.totalSteps)} steps in all`,
-    `running on ${h.device}${h.precision === null ? "" : ` in ${h.precision}`}, ${h.threads} thread(s)`,
+    `running on ${h.device}${h.precision === null ? "" : ` in ${h.precision}`}, ${h.threads} thread(s)` +
+      (h.workers > 0 ? `, ${h.workers} loader worker thread(s) decoding and augmenting` : ""),
     ...h.warnings.map((w) => `warning: ${w}`),
   ];
 }

@@ -79,8 +79,10 @@ export function applyParams(pipeline: ApplySettings, images: Tensor, params: Aug
         for (let i = 0; i < n; i++) flips[i] = (flips[i] as number) ^ (p.applied[i] as number);
     }
     let x = cropBatch(images, (params.steps[0] as CropParams).boxes, pipeline.outputSize, flips);
-    // Each step frees the previous result at once: fewer live planes, less GC pressure.
+    // Each step frees the previous result at once: fewer live planes, less GC pressure. A step on a
+    // subset of the images writes into x itself (x is always ours here).
     const replace = (next: Tensor) => {
+      if (next === x) return;
       x.dispose();
       x = next;
     };
@@ -88,7 +90,7 @@ export function applyParams(pipeline: ApplySettings, images: Tensor, params: Aug
       if (p.op === "colorJitter") replace(applyJitter(x, p));
       else if (p.op === "randomGrayscale" && c === 3 && countWhere(p.applied) > 0)
         replace(rgbToGrayscale(x, p.applied));
-      else if (p.op === "gaussianBlur" && p.sigma.some((s) => s > 0)) replace(blurSubset(x, p.sigma));
+      else if (p.op === "gaussianBlur" && p.sigma.some((s) => s > 0)) replace(blurSubset(x, p.sigma, true));
     }
     if (pipeline.normalize !== null && pipeline.normalize !== undefined) replace(normalize(x, pipeline.normalize));
     return x;
@@ -175,16 +177,11 @@ function applyJitter(images: Tensor, p: JitterParams): Tensor {
     const subset: number[] = [];
     for (let i = 0; i < n; i++)
       if (p.applied[i] && p.order[4 * i + slot] === 3 && !Number.isNaN(p.hue[i] as number)) subset.push(i);
-    if (subset.length > 0)
-      x = step(
-        x,
-        hueOnSubset(
-          x,
-          subset,
-          subset.map((i) => p.hue[i] as number),
-        ),
-        images,
-      );
+    if (subset.length > 0) {
+      const shifts = subset.map((i) => p.hue[i] as number);
+      // Into x itself once it is an intermediate of ours; the caller's images are never written.
+      x = step(x, hueOnSubset(x, subset, shifts, x !== images), images);
+    }
   }
   return x === images ? images.clone() : x;
 }
@@ -209,39 +206,47 @@ function blendSlot(x: Tensor, f: Float64Array, useMean: Uint8Array, useGray: Uin
   });
 }
 
-/** Frees the previous intermediate (never the caller's input) and returns the next. */
+/** Frees the previous intermediate (never the caller's input, nor one updated in place) and returns the next. */
 function step(previous: Tensor, next: Tensor, input: Tensor): Tensor {
-  if (previous !== input) previous.dispose();
+  if (previous !== input && previous !== next) previous.dispose();
   return next;
 }
 
-function hueOnSubset(images: Tensor, subset: number[], shifts: number[]): Tensor {
-  return onSubset(images, subset, (x) => adjustHue(x, shifts));
+function hueOnSubset(images: Tensor, subset: number[], shifts: number[], inPlace: boolean): Tensor {
+  return onSubset(images, subset, (x) => adjustHue(x, shifts), inPlace);
 }
 
-/** Applies `fn` to the images of `subset` only (gather, compute, scatter back). */
-function onSubset(images: Tensor, subset: number[], fn: (x: Tensor) => Tensor): Tensor {
-  const [n, c, h, w] = images.shape as [number, number, number, number];
+/**
+ * Applies `fn` to the images of `subset` only (gather, compute, copy back): into `images` itself when
+ * `inPlace` (then the result is `images`; copying a fifth of a batch back costs far less than a copy
+ * of all of it), else into a copy. With every image in `subset`, fn's own result.
+ */
+function onSubset(images: Tensor, subset: number[], fn: (x: Tensor) => Tensor, inPlace: boolean): Tensor {
+  const n = images.shape[0] as number;
   if (subset.length === n) return fn(images);
   return scope(() => {
     const idx = onDeviceOf(fromTypedArray(Int32Array.from(subset), [subset.length], "int32").long(), images);
     const part = images.indexSelect(0, idx);
     const done = fn(part);
     part.dispose();
-    return images.scatter(0, idx.view(subset.length, 1, 1, 1).expand(subset.length, c, h, w), done);
+    return inPlace ? images.indexCopy_(0, idx, done) : images.indexCopy(0, idx, done);
   });
 }
 
-/** Gaussian blur of the images with σ > 0 only. */
-function blurSubset(images: Tensor, sigma: Float64Array): Tensor {
+/** Gaussian blur of the images with σ > 0 only (into `images` itself when `inPlace`: onSubset). */
+function blurSubset(images: Tensor, sigma: Float64Array, inPlace: boolean): Tensor {
   const subset: number[] = [];
   sigma.forEach((s, i) => {
     if (s > 0) subset.push(i);
   });
-  return onSubset(images, subset, (x) =>
-    gaussianBlur(
-      x,
-      subset.map((i) => sigma[i] as number),
-    ),
+  return onSubset(
+    images,
+    subset,
+    (x) =>
+      gaussianBlur(
+        x,
+        subset.map((i) => sigma[i] as number),
+      ),
+    inPlace,
   );
 }

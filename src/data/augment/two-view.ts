@@ -32,13 +32,15 @@ export interface DecodeViewParams {
   stateAfter: RandomState;
 }
 
-/** Both views of a batch as decoded: uint8 crops at the output size, and their parameters. */
+/** Both views of a batch as decoded: float crops in [0, 1] at the output size, and their parameters. */
 export interface DecodedViews {
-  /** uint8 [B, C, h, w]: the query view's crops, cut, resized and mirrored. */
+  /** float32 [B, C, h, w] in [0, 1]: the query view's crops, cut, resized and mirrored (`applied`: the view x_q). */
   query: Tensor;
-  /** uint8 [B, C, h, w]: the key view's. */
+  /** float32 [B, C, h, w]: the key view's (`applied`: the view x_k). */
   key: Tensor;
   params: DecodeViewParams;
+  /** The rest of the pipeline was applied too, with `params` (the loader's workers): query and key are float views. */
+  applied?: true;
 }
 
 /** MoCo's TwoCropsTransform over batches: two independent draws from one seeded stream. */
@@ -75,8 +77,16 @@ export class TwoViewAugment {
     return { query, key, stateAfter: this.rng.getState() };
   }
 
-  /** The rest of the pipeline on crops decoded with `sampleForDecoding`'s parameters (deterministic). */
+  /**
+   * The rest of the pipeline on crops decoded with `sampleForDecoding`'s parameters (deterministic).
+   * Views already `applied` (the loader's workers) are returned as they are: tensors of the batch,
+   * which the batch's dispose frees.
+   */
   applyDecoded(views: DecodedViews): TwoViews {
+    if (views.applied === true) {
+      this.#applied = views.params.stateAfter;
+      return { query: views.query, key: views.key };
+    }
     const out = scope(() => ({
       query: this.augment.applyWith(views.query, views.params.query.rest),
       key: this.augment.applyWith(views.key, views.params.key.rest),
