@@ -16,8 +16,8 @@
 // augmentation on PIL images, num_workers 0, 1 and 2 (bench/py/folder-pipeline.py).
 //
 // Rows: ours without workers at 1 thread (1 decoding, 1 libtorch) next to num_workers=0 (everything
-// in the main process); ours with 1 and 2 workers (and as many decoding threads) next to 1 and 2
-// DataLoader workers; ours without workers at 2 threads; and, on the 500×375 folder, ours at 1 and 2
+// in the main process); ours with 1 and 2 workers (and libuv's default 4 decoding threads, as a run
+// gets them) next to 1 and 2 DataLoader workers; ours without workers at 2 threads; and, on the 500×375 folder, ours at 1 and 2
 // threads with the pipeline of before session 4 (every image decoded to 256×256, the centre square,
 // views cropped on tensors). Ours with N workers may use N cores besides its decoding threads, as a
 // DataLoader worker decodes in its own process: the JSON has each run's images per CPU-second (all
@@ -34,6 +34,8 @@ import type { WorkerPlan, WorkerReport } from "./folder-pipeline-worker.js";
 import type { BenchEntry, MetricSpec } from "./framework.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
+/** libuv's thread pool when UV_THREADPOOL_SIZE is not set. */
+const NODE_POOL_THREADS = 4;
 const WORKER_TIMEOUT_MS = 5 * 60_000;
 
 /** One folder to measure: its images, and the batches read from it. */
@@ -141,8 +143,9 @@ function folderEntry(name: string, plan: FolderPlan, withBefore: boolean): Bench
       // Alternating the pipelines, so that a change of background load hits them alike.
       const inThread = runWorker({ ...common, mode: "decode", threads: 1, workers: 0 }, 1);
       const beforeOne = withBefore ? runWorker({ ...common, mode: "working-size", threads: 1, workers: 0 }, 1) : null;
-      const one = runWorker({ ...common, mode: "decode", threads: 1, workers: 1 }, 1);
-      const two = runWorker({ ...common, mode: "decode", threads: 1, workers: 2 }, 2);
+      // Workers as `moco pretrain --workers N` runs them: libuv's default pool of 4 decoding threads.
+      const one = runWorker({ ...common, mode: "decode", threads: 1, workers: 1 }, NODE_POOL_THREADS);
+      const two = runWorker({ ...common, mode: "decode", threads: 1, workers: 2 }, NODE_POOL_THREADS);
       const before = withBefore ? runWorker({ ...common, mode: "working-size", threads: 2, workers: 0 }, 2) : null;
       const inThreadTwo = runWorker({ ...common, mode: "decode", threads: 2, workers: 0 }, 2);
       return {

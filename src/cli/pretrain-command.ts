@@ -132,7 +132,7 @@ export const PRETRAIN_FLAGS: readonly Flag[] = [
     key: "workers",
     kind: "nullableInt",
     short: "j",
-    help: "image folders: loader worker threads that decode and augment batches (0: in the training thread); none: one per core but one, at most 8",
+    help: "image folders: loader worker threads that decode and augment batches beside the training thread (0: in it); none: 0 on the CPU, one per core but one (at most 8) on a GPU",
     bounds: { min: 0, max: 64 },
   },
   { ...DEVICE_FLAG, key: "device" },

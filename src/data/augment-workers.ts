@@ -14,7 +14,7 @@ import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 
-import { fromBytes, type Tensor } from "../torch/index.js";
+import { cat, fromBytes, scope, type Tensor } from "../torch/index.js";
 import type { ApplySettings } from "./augment/apply.js";
 import type { DecodeParams } from "./augment/sampling.js";
 import type { TwoViews } from "./augment/two-view.js";
@@ -39,9 +39,12 @@ export interface WorkerError {
   path?: string;
 }
 
-/** A worker's answer: both views as float32 [B, C, h, w], or the error that stopped the batch. */
+/**
+ * A worker's answer: both views as float32 [B, C, h, w], each as the bytes of consecutive parts of
+ * the batch (in image order), or the error that stopped the batch.
+ */
 export type AugmentResult =
-  | { id: number; shape: [number, number, number, number]; query: ArrayBuffer; key: ArrayBuffer }
+  | { id: number; shape: [number, number, number, number]; query: ArrayBuffer[]; key: ArrayBuffer[] }
   | { id: number; error: WorkerError };
 
 /** The error a worker sent, raised again here with its class, code and file. */
@@ -55,6 +58,17 @@ function reviveError(e: WorkerError): Error {
   const error = new Kind(e.message);
   if (Kind === Error && e.name !== "Error") error.name = e.name;
   return error;
+}
+
+/** A batch [B, C, h, w] of float32 from the bytes of its consecutive parts (along B). */
+function joinParts(parts: readonly ArrayBuffer[], [, c, h, w]: readonly [number, number, number, number]): Tensor {
+  const perImage = c * h * w * 4;
+  return scope(() =>
+    cat(
+      parts.map((bytes) => fromBytes(new Uint8Array(bytes), "float32", [bytes.byteLength / perImage, c, h, w])),
+      0,
+    ),
+  );
 }
 
 interface Pending {
@@ -130,8 +144,8 @@ export class AugmentWorkers {
     }
     let query: Tensor | null = null;
     try {
-      query = fromBytes(new Uint8Array(result.query), "float32", result.shape);
-      const key = fromBytes(new Uint8Array(result.key), "float32", result.shape);
+      query = joinParts(result.query, result.shape);
+      const key = joinParts(result.key, result.shape);
       pending.resolve({ query, key });
     } catch (error) {
       query?.dispose();

@@ -427,16 +427,35 @@ async function scanFolder(dir: string): Promise<FolderContents> {
 }
 
 /**
- * Per view, a new float32 tensor [B, C, h, w] of values in [0, 1]: file i's box `views[v].boxes[i]` cut, resized to
- * [h, w] = `size` and mirrored where `views[v].flips[i]`. Each file is decoded once for all its
- * views; at most UV_THREADPOOL_SIZE files are decoded at a time (each holds its decoded image until
- * its crops are cut, on the calling thread).
+ * Per view, a new float32 tensor [B, C, h, w] of values in [0, 1]: file i's box `views[v].boxes[i]`
+ * cut, resized to [h, w] = `size` and mirrored where `views[v].flips[i]` (decodeFileCropList,
+ * stacked).
  */
 export async function decodeFileCrops(
   sources: CropSources,
   views: readonly CropView[],
   size: readonly [number, number],
 ): Promise<Tensor[]> {
+  const crops = await decodeFileCropList(sources, views, size);
+  try {
+    return scope(() => crops.map((parts) => stack(parts, 0)));
+  } finally {
+    for (const parts of crops) for (const t of parts) t.dispose();
+  }
+}
+
+/**
+ * Per view, per file, a new float32 tensor [C, h, w] of values in [0, 1]: file i's box
+ * `views[v].boxes[i]` cut, resized to [h, w] = `size` and mirrored where `views[v].flips[i]`. Each
+ * file is decoded once for all its views; at most UV_THREADPOOL_SIZE files are decoded at a time
+ * (each holds its decoded image until its crops are cut, on the calling thread). The tensors are the
+ * caller's; on failure none is left.
+ */
+export async function decodeFileCropList(
+  sources: CropSources,
+  views: readonly CropView[],
+  size: readonly [number, number],
+): Promise<Tensor[][]> {
   const { files, sizes, channels: c } = sources;
   const [h, w] = size;
   if (!(Number.isSafeInteger(h) && h >= 1 && Number.isSafeInteger(w) && w >= 1))
@@ -447,7 +466,7 @@ export async function decodeFileCrops(
     if (view.boxes.length !== files.length || view.flips.length !== files.length)
       throw new RangeError(`decodeCrops: view ${v} needs one box and one flip per image (${files.length})`);
   }
-  // crops[v][i]: view v of file i, stacked into the batch once all are cut; freed on any failure.
+  // crops[v][i]: view v of file i.
   const crops: Tensor[][] = views.map(() => []);
   try {
     await forEachLimited(files, threadPoolSize(), async (path, i) => {
@@ -455,9 +474,10 @@ export async function decodeFileCrops(
       const cut = await decodeImageCrops(path, requests, size, c, sizes[i] as [number, number]);
       cut.forEach((t, v) => ((crops[v] as Tensor[])[i] = t));
     });
-    return scope(() => crops.map((parts) => stack(parts, 0)));
-  } finally {
+    return crops;
+  } catch (error) {
     for (const parts of crops) parts.forEach((t) => t.dispose()); // forEach skips the files not cut
+    throw error;
   }
 }
 

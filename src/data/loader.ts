@@ -38,7 +38,7 @@ export interface LoaderOptions {
   /**
    * With `views` on a dataset that cuts crops while decoding: worker threads that decode, cut and
    * augment whole batches (PyTorch's num_workers); their batches carry views already applied. Up to
-   * max(prefetch, workers + 1) batches are then in flight. 0 (default): decoding on libuv's pool and
+   * prefetch × workers batches are then in flight (PyTorch's prefetch_factor). 0 (default): decoding on libuv's pool and
    * the rest on the caller's thread (`views.applyDecoded`). Ignored elsewhere. Call close() when done.
    */
   workers?: number;
@@ -247,7 +247,8 @@ export class DataLoader {
     const pending: Promise<Batch>[] = [];
     // The previous batch's draws (views): each batch draws after it, in batch order.
     let drawn: Promise<unknown> = Promise.resolve();
-    const inFlight = this.#pool === null ? this.prefetch : Math.max(this.prefetch, this.workers + 1);
+    // With workers, `prefetch` batches per worker, as PyTorch's prefetch_factor.
+    const inFlight = this.#pool === null ? this.prefetch : this.prefetch * this.workers;
     const launch = () => {
       while (pending.length < inFlight && next < total) {
         const loading = this.load(order, epoch, next++, drawn);

@@ -84,8 +84,9 @@ export const pretrainConfigSchema = z
     threads: positiveInt.nullable(),
     /**
      * Loader worker threads that decode and augment image-folder batches (PyTorch's --workers); 0: in
-     * the training thread; null: auto (loaderWorkers). Other datasets are augmented in the training
-     * thread whatever it says. Absent in older checkpoints: auto.
+     * the training thread; null: auto (loaderWorkers: none on the CPU, one per core but one on a GPU).
+     * Other datasets are augmented in the training thread whatever it says. Absent in older
+     * checkpoints: auto.
      */
     workers: z.number().int().nonnegative().nullable().default(null),
     /** Where the network runs, named as in PyTorch; absent in checkpoints older than the option: the CPU. */

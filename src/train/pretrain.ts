@@ -440,11 +440,15 @@ function savedSubset(checkpoint: string): SubsetRecord | null {
 }
 
 /**
- * The loader workers `--workers` auto gives a process with `cores` cores: one per core but the
- * training thread's, at least one, at most 8 (each holds a batch of float views in flight).
+ * The loader workers `--workers` auto gives a process with `cores` cores. On the CPU none: the
+ * training step's libtorch threads already take every core, and a worker beside them did not make a
+ * run faster (2 cores, ResNet-18 width 16 at 224 on JPEGs: 64–70 images/s with one worker, 66–71
+ * without; docs/results.md), only bigger.
+ * On a GPU the step leaves the cores to the data: one worker per core but the training thread's, at
+ * most 8 (each holds a batch of float views in flight).
  */
-export function loaderWorkers(cores: number): number {
-  return Math.min(8, Math.max(1, cores - 1));
+export function loaderWorkers(cores: number, device: string): number {
+  return device.startsWith("cuda") ? Math.min(8, Math.max(1, cores - 1)) : 0;
 }
 
 /** Runs (or resumes) MoCo pretraining as configured; the run folder gets config, metrics and checkpoints. */
@@ -511,7 +515,7 @@ export async function pretrain(config: PretrainConfig, options: PretrainOptions 
     batchSize: layout.batchSize,
     seed: config.seed,
     views,
-    workers: config.workers ?? loaderWorkers(cores),
+    workers: config.workers ?? loaderWorkers(cores, config.device),
     ...(parallel === undefined ? {} : { sampler: parallel.sampler(data.train.length, config.seed) }),
   });
   const state = new TrainingState<RandomState>(model, optimizer, { augment: views });

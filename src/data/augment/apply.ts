@@ -45,6 +45,12 @@ function countWhere(flags: ArrayLike<number>): number {
   return k;
 }
 
+/** How many images applyParams takes at a time (GROUP_VALUES output values): a batch's parts. */
+export function imagesPerGroup(pipeline: ApplySettings, channels: number): number {
+  const [outH, outW] = pipeline.outputSize;
+  return Math.max(1, Math.floor(GROUP_VALUES / (channels * outH * outW)));
+}
+
 /** Applies drawn parameters (deterministic). uint8 input is read as x / 255. */
 export function applyParams(pipeline: ApplySettings, images: Tensor, params: AugmentParams): Tensor {
   if (images.ndim !== 4) throw new RangeError(`Augment: expects images [B, C, H, W], got [${images.shape.join(", ")}]`);
@@ -60,8 +66,7 @@ export function applyParams(pipeline: ApplySettings, images: Tensor, params: Aug
   // Large images go through in groups of images whose planes stay small (~8 MB): libtorch's
   // big allocations are fresh pages from the kernel, and V8 runs a full GC whenever native
   // memory grows fast; smaller live tensors avoid both. The result is the same.
-  const [outH, outW] = pipeline.outputSize;
-  const group = Math.max(1, Math.floor(GROUP_VALUES / (c * outH * outW)));
+  const group = imagesPerGroup(pipeline, c);
   if (n > group) {
     return scope(() => {
       const parts: Tensor[] = [];
