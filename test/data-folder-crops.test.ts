@@ -425,27 +425,39 @@ describe("the loader cuts both views while decoding", () => {
     ds.dispose();
   });
 
-  it("a bad image surfaces from the loader as the error naming it, and nothing leaks", async () => {
-    const ds = await openImageFolder({ root: join(root, "bad") });
-    const views = new TwoViewAugment(cropFlip, { seed: 1 });
-    const loader = new DataLoader(ds, { batchSize: 1, shuffle: false, prefetch: 3, views });
-    const before = liveTensors();
-    let good = 0;
-    await assert.rejects(
-      (async () => {
-        for await (const batch of loader.batches(0)) {
-          good++;
-          batch.dispose();
-        }
-      })(),
-      (error: unknown) =>
-        error instanceof DatasetError && error.code === "CORRUPT" && error.message.includes("b-truncated.jpg"),
-    );
-    assert.equal(good, 1); // a-good.jpg, then the truncated one
-    await new Promise((resolve) => setTimeout(resolve, 100)); // let the batches read ahead settle
-    assert.equal(liveTensors(), before);
-    ds.dispose();
-  });
+  for (const workers of [0, 2]) {
+    it(`a bad image surfaces from the loader as the error naming it, nothing leaks, the loader starts again (${workers} workers)`, async () => {
+      const ds = await openImageFolder({ root: join(root, "bad") });
+      const views = new TwoViewAugment(cropFlip, { seed: 1 });
+      const loader = new DataLoader(ds, { batchSize: 1, shuffle: false, prefetch: 3, views, workers });
+      const before = liveTensors();
+      let good = 0;
+      await assert.rejects(
+        (async () => {
+          for await (const batch of loader.batches(0)) {
+            good++;
+            batch.dispose();
+          }
+        })(),
+        (error: unknown) =>
+          error instanceof DatasetError &&
+          error.code === "CORRUPT" &&
+          error.path.endsWith("b-truncated.jpg") &&
+          error.message.includes("b-truncated.jpg"),
+      );
+      assert.equal(good, 1); // a-good.jpg, then the truncated one
+      await loader.close();
+      await new Promise((resolve) => setTimeout(resolve, 100)); // let the batches read ahead settle
+      assert.equal(liveTensors(), before);
+      // Closed, the loader (with new workers) reads the good image again.
+      const first = await loader.batches(0).next();
+      assert.ok(first.done !== true);
+      assert.deepEqual(first.value.views?.query.shape, [1, 3, 64, 64]);
+      first.value.dispose();
+      await loader.close();
+      ds.dispose();
+    });
+  }
 
   it("workers: the same views as in the training thread, the same stream state, any number of workers", async () => {
     const ds = await openImageFolder({ root: join(root, "jpegs") });
@@ -492,38 +504,6 @@ describe("the loader cuts both views while decoding", () => {
       r.k.dispose();
     }
     assert.equal(liveTensors(), before);
-    ds.dispose();
-  });
-
-  it("workers: a bad image is the error naming it, the workers stop, nothing leaks, the loader starts again", async () => {
-    const ds = await openImageFolder({ root: join(root, "bad") });
-    const views = new TwoViewAugment(cropFlip, { seed: 1 });
-    const loader = new DataLoader(ds, { batchSize: 1, shuffle: false, prefetch: 3, views, workers: 2 });
-    const before = liveTensors();
-    let good = 0;
-    await assert.rejects(
-      (async () => {
-        for await (const batch of loader.batches(0)) {
-          good++;
-          batch.dispose();
-        }
-      })(),
-      (error: unknown) =>
-        error instanceof DatasetError &&
-        error.code === "CORRUPT" &&
-        error.path.endsWith("b-truncated.jpg") &&
-        error.message.includes("b-truncated.jpg"),
-    );
-    assert.equal(good, 1);
-    await loader.close();
-    await new Promise((resolve) => setTimeout(resolve, 100)); // let the batches read ahead settle
-    assert.equal(liveTensors(), before);
-    // Closed, the loader starts new workers for the next pass: the good image again.
-    const first = await loader.batches(0).next();
-    assert.ok(first.done !== true);
-    assert.deepEqual(first.value.views?.query.shape, [1, 3, 64, 64]);
-    first.value.dispose();
-    await loader.close();
     ds.dispose();
   });
 

@@ -1,6 +1,6 @@
 // The body of one loader worker thread (augment-workers.ts): for each job, the batch's crops decoded
-// and cut (decodeFileCrops), the rest of the augmentation applied with the parameters drawn on the
-// loader's thread (applyParams), and both views sent back as float32 buffers.
+// and cut (decodeFileCropList), the rest of the augmentation applied with the parameters drawn on the
+// loader's thread (applyParams), and both views sent back as float32 buffers, part by part.
 import { parentPort } from "node:worker_threads";
 
 import { scope, setThreadNumThreads, stack, type Tensor } from "../torch/index.js";

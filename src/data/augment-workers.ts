@@ -9,7 +9,8 @@
 //
 // What stays on the loader's thread: every random draw (the views' stream, in batch order, so that
 // a run draws the same parameters whatever the number of workers) and the images' sizes. A job is
-// plain data (files, sizes, drawn parameters); a result is two float32 buffers, transferred.
+// plain data (files, sizes, drawn parameters); a result is each view's float32 bytes in parts,
+// transferred, joined here into the batch.
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
@@ -109,7 +110,7 @@ export class AugmentWorkers {
     this.count = count;
     this.#threads = Array.from({ length: count }, () => {
       const worker = startWorker();
-      // An idle worker does not keep the process alive; one with a job does (see #dispatch).
+      // An idle worker does not keep the process alive; one with a job does (run, #settle).
       worker.unref();
       const thread: Thread = { worker, jobs: 0 };
       worker.on("message", (result: AugmentResult) => this.#settle(result));

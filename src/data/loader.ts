@@ -38,8 +38,9 @@ export interface LoaderOptions {
   /**
    * With `views` on a dataset that cuts crops while decoding: worker threads that decode, cut and
    * augment whole batches (PyTorch's num_workers); their batches carry views already applied. Up to
-   * prefetch × workers batches are then in flight (PyTorch's prefetch_factor). 0 (default): decoding on libuv's pool and
-   * the rest on the caller's thread (`views.applyDecoded`). Ignored elsewhere. Call close() when done.
+   * prefetch × workers batches are then in flight (PyTorch's prefetch_factor). 0 (default):
+   * decoding on libuv's pool and the rest on the caller's thread (`views.applyDecoded`). Ignored
+   * elsewhere. Call close() when done.
    */
   workers?: number;
 }
@@ -273,7 +274,7 @@ export class DataLoader {
     }
   }
 
-  /** Stops the worker threads (if any); batches still being read are dropped. The loader can start them again. */
+  /** Stops the worker threads (if any); batches still being read are dropped. batches() starts new ones. */
   async close(): Promise<void> {
     const pool = this.#pool;
     this.#pool = null;
