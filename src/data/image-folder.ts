@@ -232,9 +232,9 @@ export interface CropRequest {
 
 /**
  * Decodes one image once and cuts each requested crop from it, resized to `size` = [h, w] and
- * mirrored where asked (cutCrop): a float32 tensor [C, h, w] of values in [0, 1] per crop, the caller's. `expected` is the size the boxes were
- * drawn on (readImageSize); an image decoded in full that decodes to another size is an error naming
- * the file. When every crop shrinks by REDUCE_WHILE_DECODING_FROM or more, the image is decoded
+ * mirrored where asked (cutCrop): a float32 tensor [C, h, w] of values in [0, 1] per crop, the
+ * caller's. `expected` is the size the boxes were drawn on (readImageSize); an image decoded in full
+ * that decodes to another size is an error naming the file. When every crop shrinks by REDUCE_WHILE_DECODING_FROM or more, the image is decoded
  * reduced (decodeReduced) and the boxes scaled onto it.
  */
 export async function decodeImageCrops(

@@ -83,27 +83,29 @@ export function applyParams(pipeline: ApplySettings, images: Tensor, params: Aug
       if (p.op === "horizontalFlip")
         for (let i = 0; i < n; i++) flips[i] = (flips[i] as number) ^ (p.applied[i] as number);
     }
+    // The caller's images themselves when they are float crops at the output size already.
     let x = cropBatch(images, (params.steps[0] as CropParams).boxes, pipeline.outputSize, flips);
     // Each step frees the previous result at once: fewer live planes, less GC pressure. A step on a
-    // subset of the images writes into x itself (x is always ours here).
+    // subset of the images writes into x itself once x is ours; the caller's images are never written.
     const replace = (next: Tensor) => {
       if (next === x) return;
-      x.dispose();
+      if (x !== images) x.dispose();
       x = next;
     };
     for (const p of params.steps) {
       if (p.op === "colorJitter") replace(applyJitter(x, p));
       else if (p.op === "randomGrayscale" && c === 3 && countWhere(p.applied) > 0)
         replace(rgbToGrayscale(x, p.applied));
-      else if (p.op === "gaussianBlur" && p.sigma.some((s) => s > 0)) replace(blurSubset(x, p.sigma, true));
+      else if (p.op === "gaussianBlur" && p.sigma.some((s) => s > 0)) replace(blurSubset(x, p.sigma, x !== images));
     }
     if (pipeline.normalize !== null && pipeline.normalize !== undefined) replace(normalize(x, pipeline.normalize));
-    return x;
+    return x === images ? images.clone() : x;
   });
 }
 
 /**
- * The crops (and flips) of the batch as float in [0, 1]. uint8 images are converted in chunks of
+ * The crops (and flips) of the batch as float in [0, 1]: `images` itself when they are float32 crops
+ * at the output size with nothing to flip (never written to). uint8 images are converted in chunks of
  * at most ~4M values, so that large working sizes (e.g. 256×256) never hold the whole batch in
  * float; the 0..255 values are sampled, then scaled (the same as sampling x / 255).
  */
@@ -111,13 +113,11 @@ function cropBatch(images: Tensor, boxes: CropBox[], outputSize: readonly [numbe
   // Crops already cut while decoding (image folders) come at the output size with whole-image
   // boxes: nothing to resample, so none of the sampling grid's float rounding either.
   if (wholeImages(images, boxes, outputSize)) {
-    return scope(() => {
-      const x = toFloatImages(images);
-      if (countWhere(flips) === 0) return x;
-      const flipped = horizontalFlip(x, flips);
-      x.dispose();
-      return flipped;
-    });
+    const x = images.dtype === "float32" ? images : toFloatImages(images);
+    if (countWhere(flips) === 0) return x;
+    const flipped = horizontalFlip(x, flips);
+    if (x !== images) x.dispose();
+    return flipped;
   }
   if (images.dtype !== "uint8") return resizedCrop(images, boxes, outputSize, flips);
   const [n, c, h, w] = images.shape as [number, number, number, number];
